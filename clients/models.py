@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Enum, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, utcnow
+
+
+class Role(enum.StrEnum):
+    VERIFIER = "verifier"
+    REGULATOR = "regulator"
+    CARD_AUTHORITY = "card_authority"
+
+
+class ApiClient(Base):
+    __tablename__ = "api_clients"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(
+        Enum(
+            Role,
+            name="client_role",
+            native_enum=False,
+            length=20,
+            values_callable=lambda roles: [r.value for r in roles],
+        )
+    )
+    # SHA-256 of the bearer token: tokens are 256-bit random, so no slow hash is needed,
+    # and the lookup stays a single indexed query.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

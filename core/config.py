@@ -1,0 +1,36 @@
+"""Configuration from environment variables (see the contract's table)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+DEFAULT_AUDIENCE = "urn:licence-verification:local"
+
+
+def settings_from_env(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the Flask config mapping; explicit overrides win over the environment."""
+    overrides = dict(overrides or {})
+    env = {**os.environ, **{k: v for k, v in overrides.items() if isinstance(v, str)}}
+    instance_path = Path(env.get("INSTANCE_PATH") or "instance").resolve()
+    settings: dict[str, Any] = {
+        "INSTANCE_PATH": str(instance_path),
+        "DATABASE_URL": env.get("DATABASE_URL")
+        or f"sqlite:///{instance_path / 'licensing.sqlite3'}",
+        "SERVICE_AUDIENCE": env.get("SERVICE_AUDIENCE") or DEFAULT_AUDIENCE,
+        "CARD_TRUST_ANCHORS": env.get("CARD_TRUST_ANCHORS")
+        or str(instance_path / "card_authority" / "trust-anchors.pem"),
+        "IDENTITY_PLATFORM": env.get("IDENTITY_PLATFORM") or "embedded",
+        "IDENTITY_DATABASE_URL": env.get("IDENTITY_DATABASE_URL")
+        or f"sqlite:///{instance_path / 'identity_platform.sqlite3'}",
+        "IDENTITY_MASTER_KEY_FILE": env.get("IDENTITY_MASTER_KEY_FILE")
+        or str(instance_path / "identity_platform" / "master-keys.json"),
+        "SIGNING_KEY_FILE": env.get("SIGNING_KEY_FILE") or str(instance_path / "signing-key.pem"),
+        "CARD_AUTHORITY_DIR": env.get("CARD_AUTHORITY_DIR")
+        or str(instance_path / "card_authority"),
+        # Flask rejects larger bodies with 413 before any parsing happens.
+        "MAX_CONTENT_LENGTH": 64 * 1024,
+    }
+    settings.update(overrides)
+    return settings

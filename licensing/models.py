@@ -1,0 +1,1 @@
+"""Licensing tables (filled in by the licensing domain)."""

@@ -1,0 +1,7 @@
+"""verification domain."""
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Registers this domain's blueprints, CLI groups and readiness checks."""

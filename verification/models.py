@@ -1,0 +1,1 @@
+"""Verification tables (filled in by the verification domain)."""
