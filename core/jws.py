@@ -1,0 +1,124 @@
+"""The only module that touches python-jose.
+
+Every call names its algorithms explicitly and passes key *objects* (never PEM/DER
+bytes, which python-jose 3.5.0 would accept as an HMAC secret if HS256 were allowed).
+python-jose ignores ``crit`` and does not police header members, so ``parse_compact``
+does the strict structural checks first: exactly three parts, unpadded base64url, JSON
+objects without duplicate members. Backstop tests in tests/core/test_jws.py pin the
+library behaviour this relies on.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from jose import jwk
+from jose import jws as jose_jws
+from jose.exceptions import JOSEError
+
+Algorithm = Literal["RS256", "ES256"]
+SUPPORTED_ALGORITHMS: frozenset[str] = frozenset({"RS256", "ES256"})
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+class JwsError(Exception):
+    """Structure, encoding or signature is not acceptable. Messages are fixed text."""
+
+
+@dataclass(frozen=True)
+class CompactJws:
+    header: dict[str, Any]
+    payload: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Strict unpadded base64url (RFC 7515 section 2): no padding, no other alphabet."""
+    if not _BASE64URL.match(segment) or len(segment) % 4 == 1:
+        raise JwsError("segment is not unpadded base64url")
+    try:
+        decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise JwsError("segment is not unpadded base64url") from None
+    # Reject non-canonical encodings (stray bits in the last character).
+    if b64url_encode(decoded) != segment:
+        raise JwsError("segment is not canonical base64url")
+    return decoded
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise JwsError("duplicate JSON member")
+        result[key] = value
+    return result
+
+
+def _reject_constant(_name: str) -> Any:
+    raise JwsError("non-standard JSON number")
+
+
+def strict_json_object(data: bytes) -> dict[str, Any]:
+    """A JSON object with unique member names and no NaN/Infinity (RFC 7515 section 4)."""
+    try:
+        value = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise JwsError("segment is not a JSON object") from None
+    if not isinstance(value, dict):
+        raise JwsError("segment is not a JSON object")
+    return value
+
+
+def parse_compact(token: str, *, max_header_bytes: int | None = None) -> CompactJws:
+    """Structural parse of a compact JWS; verifies nothing cryptographic."""
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts[:2]) or not parts[2]:
+        raise JwsError("not a compact JWS")
+    if max_header_bytes is not None and len(parts[0]) > max_header_bytes * 4 // 3 + 4:
+        raise JwsError("header too large")
+    header = strict_json_object(b64url_decode(parts[0]))
+    payload = strict_json_object(b64url_decode(parts[1]))
+    signature = b64url_decode(parts[2])
+    return CompactJws(header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
+
+
+def sign(
+    claims: dict[str, Any], private_key: Any, algorithm: Algorithm, headers: dict[str, Any]
+) -> str:
+    """Compact JWS over canonical JSON claims with a cryptography private key object."""
+    if algorithm not in SUPPORTED_ALGORITHMS:
+        raise ValueError("unsupported algorithm")
+    payload = json.dumps(claims, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    key = jwk.construct(private_key, algorithm)
+    return jose_jws.sign(payload.encode("utf-8"), key, headers=headers, algorithm=algorithm)
+
+
+def verify_signature(token: str, public_key: Any, algorithms: Sequence[Algorithm]) -> bytes:
+    """Checks the signature with one public key object; returns the payload bytes.
+
+    ``algorithms`` is the explicit allow-list; the key type must match it.
+    """
+    allowed = list(algorithms)
+    if not allowed or not set(allowed) <= SUPPORTED_ALGORITHMS or len(set(allowed)) != 1:
+        raise ValueError("exactly one supported algorithm expected")
+    try:
+        key = jwk.construct(public_key, allowed[0])
+        return jose_jws.verify(token, key, algorithms=allowed, verify=True)
+    except (JOSEError, ValueError, TypeError):
+        raise JwsError("signature verification failed") from None
