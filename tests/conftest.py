@@ -22,6 +22,14 @@ from core import db
 
 REFERENCE_TABLES_INFO_KEY = "reference_data"
 
+# Each domain's reusable fixtures live in its own module.
+pytest_plugins = [
+    "tests.fixtures.identity",
+    "tests.fixtures.cards",
+    "tests.fixtures.licensing",
+    "tests.fixtures.verification",
+]
+
 
 def _create_postgres_database(base_url: str) -> tuple[str, str]:
     url = make_url(base_url).set(drivername="postgresql+psycopg")
