@@ -52,6 +52,23 @@ class MyNumberScrubFilter(logging.Filter):
         return True
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (gunicorn, pytest capture)."""
+
+    _licence_service = True
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 class _ScrubbedPassthrough(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return (
@@ -64,8 +81,7 @@ class _ScrubbedPassthrough(logging.Formatter):
 def configure_logging(app: Flask) -> logging.Logger:
     logger = logging.getLogger(LOGGER_NAME)
     if not any(getattr(h, "_licence_service", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler._licence_service = True  # type: ignore[attr-defined]
+        handler = _CurrentStderrHandler()
         handler.addFilter(MyNumberScrubFilter(JsonFormatter()))
         handler.setFormatter(_ScrubbedPassthrough())
         logger.addHandler(handler)
