@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import tempfile
+
+from app import create_app
 from clients.service import create_client
 from core import db
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 
 
 def role_headers(app, role: str | None) -> dict[str, str]:
@@ -13,3 +19,27 @@ def role_headers(app, role: str | None) -> dict[str, str]:
     with app.app_context():
         created = create_client(db.get_session(), f"quality {role}", role)
     return {"Authorization": f"Bearer {created.token}"}
+
+
+@functools.cache
+def app_spec() -> dict:
+    """The OpenAPI document of a throw-away app (for parametrizing at collection time)."""
+    with tempfile.TemporaryDirectory() as folder:
+        app = create_app(
+            {"INSTANCE_PATH": folder, "DATABASE_URL": f"sqlite:///{folder}/spec.sqlite3"}
+        )
+        spec = app.spec  # type: ignore[attr-defined]
+        app.extensions["db"].engine.dispose()
+    return spec
+
+
+def spec_operations() -> list[tuple[str, str, bool]]:
+    """(METHOD, path, needs a bearer token) for every operation in the spec."""
+    spec = app_spec()
+    global_security = bool(spec.get("security"))
+    return sorted(
+        (method.upper(), path, bool(operation.get("security", global_security)))
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    )

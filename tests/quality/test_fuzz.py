@@ -19,7 +19,6 @@ schemathesis' own ``pytest.from_fixture`` integration does not work with pytest 
 from __future__ import annotations
 
 import os
-import tempfile
 
 import pytest
 import schemathesis
@@ -27,31 +26,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from app import create_app
-from tests.quality.helpers import role_headers
+from tests.quality.helpers import role_headers, spec_operations
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "12"))
 CALLERS = [None, "verifier", "regulator", "card_authority"]
 
 
-def _spec_operations() -> list[tuple[str, str]]:
-    """(METHOD, path) of every operation in the spec of a throw-away app."""
-    with tempfile.TemporaryDirectory() as folder:
-        app = create_app(
-            {"INSTANCE_PATH": folder, "DATABASE_URL": f"sqlite:///{folder}/spec.sqlite3"}
-        )
-        spec = app.spec  # type: ignore[attr-defined]
-        app.extensions["db"].engine.dispose()
-    methods = {"get", "put", "post", "delete", "patch"}
-    return sorted(
-        (method.upper(), path)
-        for path, item in spec["paths"].items()
-        for method in item
-        if method in methods
-    )
-
-
-OPERATIONS = _spec_operations()
+OPERATIONS = [(method, path) for method, path, _secured in spec_operations()]
 
 
 @pytest.mark.parametrize("caller", CALLERS, ids=lambda role: role or "anonymous")
