@@ -1,0 +1,557 @@
+"""The licence register: registration, status lifecycle, look-ups.
+
+Lifecycle (``effective`` status on the left; 409 ``invalid_transition`` otherwise)::
+
+    suspend    active | suspended  -> suspended  (a new end date; extends or shortens)
+    reinstate  suspended           -> active
+    revoke     active | suspended  -> revoked    (terminal)
+    erase      active | suspended | revoked -> erased (terminal; personal data removed)
+
+A suspension covers every day up to and including ``until`` (Japan's calendar date).
+From the next day it reads as ``active`` with no job: readers use ``effective_status``.
+The next change of such a licence first appends the implicit "suspension ended" event,
+so the stored history always chains (each event's ``from_status`` is the previous
+event's ``to_status``).
+
+Every change writes the licence, an event (who, when, why) and an audit-chain entry in
+one transaction. Service functions commit their own unit of work.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+
+from sqlalchemy import bindparam, case, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from clients.models import ApiClient
+from core.db import utcnow
+from core.errors import Conflict
+from core.my_number import is_valid_my_number
+from licensing import audit
+from licensing.errors import (
+    AlreadyLicensed,
+    ConcurrentChange,
+    InvalidLicenceData,
+    InvalidTransition,
+    LicenceNotFound,
+    RegistrationNumberTaken,
+)
+from licensing.models import CURRENT_STATUSES, Licence, LicenceEvent, LicenceStatus
+from licensing.professions import validate_registration_number
+
+# Licence dates (registration, end of suspension) are calendar dates in Japan.
+JST = timezone(timedelta(hours=9), "JST")
+CLI_ACTOR = "cli"
+NAME_MAX = 200
+REASON_MAX = 500
+_MAX_ATTEMPTS = 3
+
+_ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    "suspend": ("active", "suspended"),
+    "reinstate": ("suspended",),
+    "revoke": ("active", "suspended"),
+    "erase": ("active", "suspended", "revoked"),
+}
+_TARGET: dict[str, LicenceStatus] = {
+    "suspend": LicenceStatus.SUSPENDED,
+    "reinstate": LicenceStatus.ACTIVE,
+    "revoke": LicenceStatus.REVOKED,
+    "erase": LicenceStatus.ERASED,
+}
+
+
+def today() -> date:
+    """Today's date in Japan (licence dates are Japanese calendar dates)."""
+    return utcnow().astimezone(JST).date()
+
+
+_today = today  # for functions whose ``today`` parameter shadows it
+
+
+def suspension_end(until: date) -> datetime:
+    """The moment a suspension through ``until`` ends: the next midnight in Japan (UTC)."""
+    return datetime.combine(until + timedelta(days=1), datetime.min.time(), JST).astimezone(UTC)
+
+
+def new_licence_id() -> str:
+    """``lic_`` + 12 hex digits of milliseconds + 10 random hex digits (index-friendly)."""
+    return f"lic_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(5)}"
+
+
+def actor_id(actor: ApiClient | str | None) -> str:
+    if isinstance(actor, ApiClient):
+        return actor.id
+    return actor or CLI_ACTOR
+
+
+def effective_status(licence, today: date) -> str:
+    """The status as of ``today``: a suspension whose last day has passed reads as active.
+
+    ``licence`` is anything with ``status`` and ``suspended_until`` (a ``Licence`` or a
+    result row).
+    """
+    status = str(licence.status)
+    if status == "suspended" and licence.suspended_until is not None:
+        if licence.suspended_until < today:
+            return "active"
+    return status
+
+
+def effective_suspended_until(licence, today: date) -> date | None:
+    return licence.suspended_until if effective_status(licence, today) == "suspended" else None
+
+
+@dataclass(frozen=True)
+class HolderLicence:
+    """A holder's licence for one profession, as verification and holders see it."""
+
+    licence_id: str
+    profession: str
+    name: str
+    status: str  # "active" | "suspended" | "revoked"
+    registered_year: int
+    suspended_until: date | None
+
+
+@dataclass(frozen=True)
+class LicenceView:
+    """A licence as regulators see it (effective status; never the holder code)."""
+
+    licence_id: str
+    profession: str
+    name: str | None
+    registration_number: str | None
+    registered_on: date
+    status: str
+    suspended_until: date | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class EventView:
+    from_status: str | None
+    to_status: str
+    reason: str
+    until: date | None
+    actor: str | None
+    at: datetime
+
+
+def describe(licence: Licence, day: date | None = None) -> LicenceView:
+    day = day or today()
+    return LicenceView(
+        licence_id=licence.id,
+        profession=licence.profession,
+        name=licence.name,
+        registration_number=licence.registration_number,
+        registered_on=licence.registered_on,
+        status=effective_status(licence, day),
+        suspended_until=effective_suspended_until(licence, day),
+        created_at=licence.created_at,
+        updated_at=licence.updated_at,
+    )
+
+
+# --- the verification hot path ---------------------------------------------------------
+
+_t = Licence.__table__
+_CURRENT_FIRST = case((_t.c.status.in_(CURRENT_STATUSES), 0), else_=1)
+_HOLDER_COLUMNS = (
+    _t.c.id,
+    _t.c.profession,
+    _t.c.name,
+    _t.c.status,
+    _t.c.registered_on,
+    _t.c.suspended_until,
+)
+# Served by ix_licences_holder_code_profession; erased licences hold no holder code.
+_LICENCE_FOR_HOLDER = (
+    select(*_HOLDER_COLUMNS)
+    .where(
+        _t.c.holder_code == bindparam("holder_code"),
+        _t.c.profession == bindparam("profession"),
+    )
+    .order_by(_CURRENT_FIRST, _t.c.registered_on.desc(), _t.c.pk.desc())
+    .limit(1)
+)
+_LICENCES_FOR_HOLDER = (
+    select(*_HOLDER_COLUMNS)
+    .where(_t.c.holder_code == bindparam("holder_code"))
+    .order_by(_t.c.profession, _CURRENT_FIRST, _t.c.registered_on.desc(), _t.c.pk.desc())
+)
+
+
+def _holder_licence(row, day: date) -> HolderLicence:
+    status = effective_status(row, day)
+    return HolderLicence(
+        licence_id=row.id,
+        profession=row.profession,
+        name=row.name,
+        status=status,
+        registered_year=row.registered_on.year,
+        suspended_until=row.suspended_until if status == "suspended" else None,
+    )
+
+
+def licence_for_holder(
+    session: Session, holder_code: str, profession: str, today: date | None = None
+) -> HolderLicence | None:
+    """The holder's licence for ``profession``: the current (active or suspended) one, else
+    the most recent revoked one; None when there is none (or it was erased).
+
+    One indexed query, no ORM objects, no cache: a change is visible to the very next call.
+    """
+    row = session.execute(
+        _LICENCE_FOR_HOLDER, {"holder_code": holder_code, "profession": profession}
+    ).first()
+    if row is None:
+        return None
+    return _holder_licence(row, today or _today())
+
+
+def licences_for_holder(
+    session: Session, holder_code: str, today: date | None = None
+) -> list[HolderLicence]:
+    """One licence per profession (as ``licence_for_holder`` picks it), by profession."""
+    day = today or _today()
+    result: list[HolderLicence] = []
+    seen: set[str] = set()
+    for row in session.execute(_LICENCES_FOR_HOLDER, {"holder_code": holder_code}):
+        if row.profession not in seen:
+            seen.add(row.profession)
+            result.append(_holder_licence(row, day))
+    return result
+
+
+# --- registration ----------------------------------------------------------------------
+
+
+def clean_name(value: str) -> str:
+    name = value.strip() if isinstance(value, str) else ""
+    if not name or len(name) > NAME_MAX:
+        raise InvalidLicenceData("The name must be 1 to 200 characters.")
+    return name
+
+
+def clean_reason(value: str) -> str:
+    reason = value.strip() if isinstance(value, str) else ""
+    if not reason or len(reason) > REASON_MAX:
+        raise InvalidLicenceData("The reason must be 1 to 500 characters.")
+    return reason
+
+
+def check_registered_on(value: date, day: date) -> date:
+    if not isinstance(value, date) or value > day:
+        raise InvalidLicenceData("The registration date must not be in the future.")
+    return value
+
+
+def register_licence(
+    session: Session,
+    actor: ApiClient | str | None,
+    *,
+    profession: str,
+    my_number: str,
+    name: str,
+    registration_number: str,
+    registered_on: date,
+) -> Licence:
+    """Registers an active licence. ``my_number`` is used once, to obtain the licensing
+    agency's code for the person, and is never stored, logged or returned.
+
+    Raises UnknownProfession / InvalidRegistrationNumber / InvalidLicenceData (400),
+    InvalidMyNumber (422), RegistrationNumberTaken / AlreadyLicensed (409 ``conflict``).
+    """
+    from identity import LICENSING_AGENCY, get_identity_platform
+    from identity.errors import InvalidMyNumber
+
+    day = today()
+    number = validate_registration_number(session, profession, registration_number)
+    name = clean_name(name)
+    check_registered_on(registered_on, day)
+    if not is_valid_my_number(my_number):
+        raise InvalidMyNumber()
+    holder_code = get_identity_platform().code_for_my_number(LICENSING_AGENCY, my_number)
+    del my_number
+
+    if session.scalar(
+        select(Licence.pk).where(
+            Licence.registration_number == number, Licence.profession == profession
+        )
+    ):
+        raise RegistrationNumberTaken()
+    if session.scalar(
+        select(Licence.pk).where(
+            Licence.holder_code == holder_code,
+            Licence.profession == profession,
+            Licence.status.in_(CURRENT_STATUSES),
+        )
+    ):
+        raise AlreadyLicensed()
+
+    now = utcnow()
+    who = actor_id(actor)
+    licence = Licence(
+        id=new_licence_id(),
+        profession=profession,
+        holder_code=holder_code,
+        name=name,
+        registration_number=number,
+        registered_on=registered_on,
+        status=LicenceStatus.ACTIVE,
+        suspended_until=None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(licence)
+    session.add(
+        LicenceEvent(
+            licence_id=licence.id,
+            from_status=None,
+            to_status="active",
+            reason="registered",
+            until=None,
+            actor=who,
+            at=now,
+        )
+    )
+    try:
+        audit.record(
+            session,
+            actor=who,
+            action="licence.register",
+            target=licence.id,
+            details={"profession": profession, "status": "active"},
+        )
+        session.commit()
+    except IntegrityError:
+        # Lost a race with a concurrent registration of the same number or person.
+        session.rollback()
+        raise Conflict(
+            "The registration number or the person's licence was registered meanwhile."
+        ) from None
+    return licence
+
+
+# --- look-ups --------------------------------------------------------------------------
+
+
+def get_licence(session: Session, licence_id: str) -> Licence:
+    licence = session.scalar(select(Licence).where(Licence.id == licence_id))
+    if licence is None:
+        raise LicenceNotFound()
+    return licence
+
+
+@dataclass(frozen=True)
+class LicencePage:
+    licences: list[Licence]
+    next_after: int | None  # the internal key to continue after, or None at the end
+
+
+def find_licences(
+    session: Session,
+    *,
+    profession: str | None = None,
+    status: str | None = None,
+    registration_number: str | None = None,
+    after: int | None = None,
+    limit: int = 50,
+    day: date | None = None,
+) -> LicencePage:
+    """Licences in register order (oldest first), filtered; keyset pagination.
+
+    ``status`` filters on the *effective* status. ``registration_number`` is compared in
+    canonical form (leading zeros ignored).
+    """
+    day = day or today()
+    stmt = select(Licence)
+    if profession is not None:
+        stmt = stmt.where(Licence.profession == profession)
+    if registration_number is not None:
+        canonical = registration_number.lstrip("0")
+        stmt = stmt.where(Licence.registration_number == canonical)
+    if status is not None:
+        lapsed = (Licence.status == LicenceStatus.SUSPENDED) & (Licence.suspended_until < day)
+        if status == "active":
+            stmt = stmt.where((Licence.status == LicenceStatus.ACTIVE) | lapsed)
+        elif status == "suspended":
+            stmt = stmt.where(
+                (Licence.status == LicenceStatus.SUSPENDED) & (Licence.suspended_until >= day)
+            )
+        else:
+            stmt = stmt.where(Licence.status == LicenceStatus(status))
+    if after is not None:
+        stmt = stmt.where(Licence.pk > after)
+    rows = list(session.scalars(stmt.order_by(Licence.pk).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return LicencePage(rows, rows[-1].pk if more and rows else None)
+
+
+def licence_events(session: Session, licence_id: str, day: date | None = None) -> list[EventView]:
+    """The licence's history, oldest first, including a suspension that ended by itself."""
+    licence = get_licence(session, licence_id)
+    day = day or today()
+    events = [
+        EventView(e.from_status, e.to_status, e.reason, e.until, e.actor, e.at)
+        for e in session.scalars(
+            select(LicenceEvent)
+            .where(LicenceEvent.licence_id == licence.id)
+            .order_by(LicenceEvent.id)
+        )
+    ]
+    if licence.status == LicenceStatus.SUSPENDED and effective_status(licence, day) == "active":
+        events.append(_lapse_view(licence))
+    return events
+
+
+def _lapse_view(licence: Licence) -> EventView:
+    assert licence.suspended_until is not None
+    return EventView(
+        "suspended",
+        "active",
+        "suspension ended",
+        None,
+        None,
+        suspension_end(licence.suspended_until),
+    )
+
+
+# --- lifecycle -------------------------------------------------------------------------
+
+
+def suspend_licence(
+    session: Session, actor: ApiClient | str | None, licence_id: str, *, reason: str, until: date
+) -> Licence:
+    return _transition(session, actor, licence_id, "suspend", reason, until)
+
+
+def reinstate_licence(
+    session: Session, actor: ApiClient | str | None, licence_id: str, *, reason: str
+) -> Licence:
+    return _transition(session, actor, licence_id, "reinstate", reason)
+
+
+def revoke_licence(
+    session: Session, actor: ApiClient | str | None, licence_id: str, *, reason: str
+) -> Licence:
+    return _transition(session, actor, licence_id, "revoke", reason)
+
+
+def erase_licence(
+    session: Session, actor: ApiClient | str | None, licence_id: str, *, reason: str
+) -> Licence:
+    """Terminal: removes the personal data (holder code, name, registration number); the
+    licence id, profession, dates and the history remain. Frees the registration number."""
+    return _transition(session, actor, licence_id, "erase", reason)
+
+
+TRANSITIONS = {
+    "suspend": suspend_licence,
+    "reinstate": reinstate_licence,
+    "revoke": revoke_licence,
+    "erase": erase_licence,
+}
+
+
+def _transition(
+    session: Session,
+    actor: ApiClient | str | None,
+    licence_id: str,
+    action: str,
+    reason: str,
+    until: date | None = None,
+) -> Licence:
+    reason = clean_reason(reason)
+    who = actor_id(actor)
+    for _attempt in range(_MAX_ATTEMPTS):
+        try:
+            licence = _apply(session, who, licence_id, action, reason, until)
+            session.commit()
+            return licence
+        except StaleDataError:
+            # SQLite: another writer changed the licence between our read and our write
+            # (the version check caught it). Re-read and decide again.
+            session.rollback()
+    raise ConcurrentChange()
+
+
+def _apply(
+    session: Session, who: str, licence_id: str, action: str, reason: str, until: date | None
+) -> Licence:
+    # FOR UPDATE serialises concurrent changes of one licence on PostgreSQL; on SQLite the
+    # version column (optimistic check) does.
+    licence = session.scalar(
+        select(Licence)
+        .where(Licence.id == licence_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if licence is None:
+        raise LicenceNotFound()
+    now = utcnow()
+    day = now.astimezone(JST).date()
+    if action == "suspend" and (until is None or until < day):
+        raise InvalidLicenceData("The suspension must end today or later.")
+    current = effective_status(licence, day)
+    if current not in _ALLOWED_FROM[action]:
+        raise InvalidTransition()
+    if licence.status == LicenceStatus.SUSPENDED and current == "active":
+        lapse = _lapse_view(licence)
+        session.add(
+            LicenceEvent(
+                licence_id=licence.id,
+                from_status=lapse.from_status,
+                to_status=lapse.to_status,
+                reason=lapse.reason,
+                until=None,
+                actor=None,
+                at=lapse.at,
+            )
+        )
+    target = _TARGET[action]
+    licence.status = target
+    licence.suspended_until = until if target == LicenceStatus.SUSPENDED else None
+    licence.updated_at = now
+    if target == LicenceStatus.ERASED:
+        licence.holder_code = None
+        licence.name = None
+        licence.registration_number = None
+    session.add(
+        LicenceEvent(
+            licence_id=licence.id,
+            from_status=current,
+            to_status=target.value,
+            reason=reason,
+            until=licence.suspended_until,
+            actor=who,
+            at=now,
+        )
+    )
+    audit.record(
+        session,
+        actor=who,
+        action=f"licence.{action}",
+        target=licence.id,
+        details={
+            "from": current,
+            "to": target.value,
+            "reason": reason,
+            "until": licence.suspended_until.isoformat() if licence.suspended_until else None,
+        },
+    )
+    return licence
+
+
+def describe_many(licences: Sequence[Licence], day: date | None = None) -> list[LicenceView]:
+    day = day or today()
+    return [describe(licence, day) for licence in licences]
