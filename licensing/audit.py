@@ -147,6 +147,7 @@ def verify_chain(session: Session) -> int | None:
     return None
 
 
-def chain_length(session: Session) -> int:
+def chain_head(session: Session) -> tuple[int, str]:
+    """(number of entries, hash of the newest): record it elsewhere to anchor the chain."""
     head = session.get(AuditChainHead, _HEAD_ID)
-    return head.seq if head is not None else 0
+    return (head.seq, head.hash) if head is not None else (0, GENESIS_HASH)

@@ -1,0 +1,195 @@
+"""The regulator API (role ``regulator`` only): register, look up, list, change status."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from apiflask import APIBlueprint
+
+from clients.auth import client_auth, current_client
+from core.db import get_session
+from core.errors import InvalidRequest
+from licensing import service
+from licensing.schemas import (
+    LicenceEventListOut,
+    LicenceReasonIn,
+    LicenceRecordOut,
+    LicenceRecordPageOut,
+    LicenceRecordQuery,
+    LicenceSuspendIn,
+    RegisterLicenceIn,
+)
+
+bp = APIBlueprint("licensing", __name__, tag="Licences (regulator)")
+
+_REGULATOR = ["regulator"]
+_CURSOR = re.compile(r"^p([0-9]{1,18})$")
+_FORBIDDEN = {403: "The client's role is not `regulator` (`forbidden`)"}
+_NOT_FOUND = {**_FORBIDDEN, 404: "No such licence (`not_found`)"}
+_TRANSITION = {
+    **_FORBIDDEN,
+    400: "Invalid or missing fields (`invalid_request`)",
+    404: "No such licence (`not_found`)",
+    409: "The licence's status does not allow this change (`invalid_transition`), or it "
+    "changed at the same moment (`conflict`)",
+}
+
+
+def _encode_cursor(after: int) -> str:
+    return base64.urlsafe_b64encode(f"p{after}".encode()).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidRequest("Invalid cursor.") from None
+    match = _CURSOR.match(raw)
+    if match is None:
+        raise InvalidRequest("Invalid cursor.")
+    return int(match.group(1))
+
+
+@bp.post("/v1/licences")
+@bp.auth_required(client_auth, roles=_REGULATOR)
+@bp.input(RegisterLicenceIn, arg_name="body")
+@bp.output(LicenceRecordOut, status_code=201)
+@bp.doc(
+    summary="Register a licence",
+    description="The My Number is used once to obtain the licensing agency's code for the "
+    "person; it is never stored, logged or returned. One current licence per person and "
+    "profession; a registration number once per profession.",
+    responses={
+        **_FORBIDDEN,
+        201: "Registered (status `active`)",
+        400: "Invalid or missing fields, unknown profession, registration number not in the "
+        "profession's format, or a registration date in the future (`invalid_request`)",
+        409: "Registration number already registered for the profession, or the person "
+        "already holds a current licence for it (`conflict`)",
+        422: "The My Number is not 12 digits with a valid check digit (`invalid_my_number`)",
+    },
+)
+def register(body):
+    session = get_session()
+    licence = service.register_licence(
+        session,
+        current_client(),
+        profession=body["profession"],
+        my_number=body["my_number"],
+        name=body["name"],
+        registration_number=body["registration_number"],
+        registered_on=body["registered_on"],
+    )
+    return service.describe(licence)
+
+
+@bp.get("/v1/licences")
+@bp.auth_required(client_auth, roles=_REGULATOR)
+@bp.input(LicenceRecordQuery, location="query", arg_name="query")
+@bp.output(LicenceRecordPageOut)
+@bp.doc(
+    summary="Search and list licences",
+    description="Filters combine (AND). Search by `registration_number` (with or without "
+    "`profession`); list by `profession` and/or effective `status`. Register order, "
+    "oldest first, paginated with `limit` and `cursor`.",
+    responses={**_FORBIDDEN, 400: "Invalid filters or cursor (`invalid_request`)"},
+)
+def list_licences(query):
+    after = _decode_cursor(query["cursor"]) if query.get("cursor") else None
+    day = service.today()
+    page = service.find_licences(
+        get_session(),
+        profession=query.get("profession"),
+        status=query.get("status"),
+        registration_number=query.get("registration_number"),
+        after=after,
+        limit=query["limit"],
+        day=day,
+    )
+    return {
+        "licences": service.describe_many(page.licences, day),
+        "next_cursor": _encode_cursor(page.next_after) if page.next_after is not None else None,
+    }
+
+
+@bp.get("/v1/licences/<string(maxlength=64):licence_id>")
+@bp.auth_required(client_auth, roles=_REGULATOR)
+@bp.output(LicenceRecordOut)
+@bp.doc(summary="A licence", responses=_NOT_FOUND)
+def get_licence(licence_id: str):
+    return service.describe(service.get_licence(get_session(), licence_id))
+
+
+@bp.get("/v1/licences/<string(maxlength=64):licence_id>/events")
+@bp.auth_required(client_auth, roles=_REGULATOR)
+@bp.output(LicenceEventListOut)
+@bp.doc(
+    summary="A licence's status history, oldest first",
+    description="Each event: who (`actor`), when (`at`), why (`reason`). A suspension "
+    "that ended on its date shows as an event by the service itself (`actor` null).",
+    responses=_NOT_FOUND,
+)
+def licence_events(licence_id: str):
+    return {"events": service.licence_events(get_session(), licence_id)}
+
+
+@bp.post("/v1/licences/<string(maxlength=64):licence_id>/suspend")
+@bp.auth_required(client_auth, roles=_REGULATOR)
+@bp.input(LicenceSuspendIn, arg_name="body")
+@bp.output(LicenceRecordOut)
+@bp.doc(
+    summary="Suspend a licence through a date (inclusive)",
+    description="From `active`, or from `suspended` to set a new end date. The suspension "
+    "lifts itself after `until`. Takes effect on the very next verification.",
+    responses=_TRANSITION,
+)
+def suspend(licence_id: str, body):
+    licence = service.suspend_licence(
+        get_session(), current_client(), licence_id, reason=body["reason"], until=body["until"]
+    )
+    return service.describe(licence)
+
+
+@bp.post("/v1/licences/<string(maxlength=64):licence_id>/reinstate")
+@bp.auth_required(client_auth, roles=_REGULATOR)
+@bp.input(LicenceReasonIn, arg_name="body")
+@bp.output(LicenceRecordOut)
+@bp.doc(summary="Reinstate a suspended licence", responses=_TRANSITION)
+def reinstate(licence_id: str, body):
+    licence = service.reinstate_licence(
+        get_session(), current_client(), licence_id, reason=body["reason"]
+    )
+    return service.describe(licence)
+
+
+@bp.post("/v1/licences/<string(maxlength=64):licence_id>/revoke")
+@bp.auth_required(client_auth, roles=_REGULATOR)
+@bp.input(LicenceReasonIn, arg_name="body")
+@bp.output(LicenceRecordOut)
+@bp.doc(summary="Revoke a licence (terminal)", responses=_TRANSITION)
+def revoke(licence_id: str, body):
+    licence = service.revoke_licence(
+        get_session(), current_client(), licence_id, reason=body["reason"]
+    )
+    return service.describe(licence)
+
+
+@bp.post("/v1/licences/<string(maxlength=64):licence_id>/erase")
+@bp.auth_required(client_auth, roles=_REGULATOR)
+@bp.input(LicenceReasonIn, arg_name="body")
+@bp.output(LicenceRecordOut)
+@bp.doc(
+    summary="Erase a licence's personal data (terminal)",
+    description="For a licence registered in error or a lawful erasure: the link to the "
+    "person, the name and the registration number are removed (the number may be "
+    "registered again); the licence id, profession, dates and history remain, and "
+    "verifications find no licence. Allowed from active, suspended and revoked.",
+    responses=_TRANSITION,
+)
+def erase(licence_id: str, body):
+    licence = service.erase_licence(
+        get_session(), current_client(), licence_id, reason=body["reason"]
+    )
+    return service.describe(licence)

@@ -1,0 +1,131 @@
+"""Request and response schemas of the regulator API (they also make ``/openapi.json``).
+
+No output schema has a holder code or a My Number; ``my_number`` is input only.
+"""
+
+from __future__ import annotations
+
+from apiflask import Schema
+from apiflask.fields import Date, DateTime, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range, Regexp
+
+from licensing.models import LicenceStatus
+from licensing.professions import PROFESSION_CODES, REGISTRATION_NUMBER_SYNTAX
+
+STATUSES = tuple(s.value for s in LicenceStatus)
+MAX_PAGE = 200
+
+
+class RegisterLicenceIn(Schema):
+    profession = String(required=True, validate=OneOf(PROFESSION_CODES))
+    my_number = String(
+        required=True,
+        validate=Length(max=64),
+        metadata={
+            "description": "12 digits, the last one the check digit (otherwise 422 "
+            "`invalid_my_number`). Used once to obtain the licensing agency's code for "
+            "the person; never stored, logged or returned.",
+            "writeOnly": True,
+        },
+    )
+    name = String(required=True, validate=Length(min=1, max=200))
+    registration_number = String(
+        required=True,
+        validate=Regexp(REGISTRATION_NUMBER_SYNTAX),
+        metadata={
+            "description": "1 to 8 digits, unique per profession (409 `conflict`); leading "
+            "zeros are not significant. Each profession has its own range: doctor up to "
+            "7 digits, nurse up to 8, the others up to 6."
+        },
+    )
+    registered_on = Date(required=True, metadata={"description": "YYYY-MM-DD, not in the future"})
+
+
+class LicenceRecordOut(Schema):
+    licence_id = String(required=True)
+    profession = String(required=True, validate=OneOf(PROFESSION_CODES))
+    name = String(required=True, allow_none=True, metadata={"description": "null once erased"})
+    registration_number = String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "canonical (no leading zeros); null once erased"},
+    )
+    registered_on = Date(required=True)
+    status = String(
+        required=True,
+        validate=OneOf(STATUSES),
+        metadata={
+            "description": "Effective status: a suspension reads as active from the day "
+            "after `suspended_until`, with no further action."
+        },
+    )
+    suspended_until = Date(
+        required=True,
+        allow_none=True,
+        metadata={"description": "last day of the suspension (inclusive); null unless suspended"},
+    )
+    created_at = DateTime(required=True)
+    updated_at = DateTime(required=True)
+
+
+class LicenceRecordQuery(Schema):
+    profession = String(validate=OneOf(PROFESSION_CODES))
+    status = String(validate=OneOf(STATUSES), metadata={"description": "effective status"})
+    registration_number = String(
+        validate=Regexp(REGISTRATION_NUMBER_SYNTAX),
+        metadata={"description": "exact registration number (leading zeros ignored)"},
+    )
+    limit = Integer(
+        load_default=50,
+        validate=Range(min=1, max=MAX_PAGE),
+        metadata={"description": f"page size, 1 to {MAX_PAGE} (default 50)"},
+    )
+    cursor = String(
+        validate=Length(min=1, max=64),
+        metadata={"description": "`next_cursor` of the previous page"},
+    )
+
+
+class LicenceRecordPageOut(Schema):
+    licences = List(Nested(LicenceRecordOut), required=True)
+    next_cursor = String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "pass as `cursor` (with the same filters) for the next page; "
+            "null on the last page. Order: register order, oldest first."
+        },
+    )
+
+
+class LicenceReasonIn(Schema):
+    reason = String(required=True, validate=Length(min=1, max=500))
+
+
+class LicenceSuspendIn(LicenceReasonIn):
+    until = Date(
+        required=True,
+        metadata={"description": "last day of the suspension (inclusive); today or later"},
+    )
+
+
+class LicenceEventOut(Schema):
+    from_status = String(
+        required=True, allow_none=True, metadata={"description": "null for the registration"}
+    )
+    to_status = String(required=True)
+    reason = String(required=True)
+    until = Date(required=True, allow_none=True)
+    actor = String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "API client id, `cli` for the console, null for the service "
+            "itself (a suspension that ended on its date)"
+        },
+    )
+    at = DateTime(required=True)
+
+
+class LicenceEventListOut(Schema):
+    events = List(Nested(LicenceEventOut), required=True)
