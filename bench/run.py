@@ -1,0 +1,403 @@
+"""``make bench``: throughput and latency of verifications against a trivial endpoint.
+
+For each backend (SQLite, then a fresh PostgreSQL database) in a fresh instance folder:
+
+1. prepare data with the project's own CLI and seed pieces (bench/prepare.py):
+   migrations, the demo card authority, card holders, 10,000 licences via
+   ``flask licences import``, a verifier client and a published CRL;
+2. serve the app under gunicorn with 2 workers (as ``make run`` does);
+3. drive it from a separate process (wrk, or a Python fallback) at 8 connections:
+   ``GET /healthz`` (the trivial JSON endpoint of the same app), then
+   ``POST /v1/verifications`` with full checks, each request with its own fresh
+   challenge and card assertion from a pool generated before the timed run;
+4. on SQLite (``--scale-on``): grow the register to 1,000,000 licences with the bulk
+   import (rows/s) and measure verifications again: the 1M/10k cost ratio.
+
+Prints one table and writes ``bench/results/bench-<UTC time>.json``. Exit status 1 when
+a target is missed (``--no-fail`` to always exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import prepare as prep
+from bench import profile
+from bench.load import LoadGenerator, LoadResult
+from bench.server import Server
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PG_BASE_URL = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get(
+    "PG_TEST_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+TARGET_RATIO = {"sqlite": 0.25, "postgresql": 0.18}
+TARGET_P99_OVER_P50 = 4.0
+TARGET_SCALE_RATIO = 1.15
+
+
+def log(message: str = "") -> None:
+    print(message, flush=True)
+
+
+# -- databases ----------------------------------------------------------------------------
+
+
+class PostgresDatabase:
+    def __init__(self, base_url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.base = make_url(base_url).set(drivername="postgresql+psycopg")
+        self.name = f"lv_bench_{secrets.token_hex(4)}"
+
+    def __enter__(self) -> str:
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(self.base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+        admin.dispose()
+        return self.base.set(drivername="postgresql", database=self.name).render_as_string(
+            hide_password=False
+        )
+
+    def __exit__(self, *exc) -> None:
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(self.base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def postgres_available() -> bool:
+    try:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(
+            PostgresDatabase(PG_BASE_URL).base, connect_args={"connect_timeout": 3}
+        )
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not available"
+        return False
+
+
+# -- measurements ---------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, load: LoadGenerator) -> None:
+        self.args = args
+        self.load = load
+
+    def trivial(self, server: Server) -> LoadResult:
+        self.load.run(f"{server.url}/healthz", connections=self.args.connections, duration=2)
+        return self.load.run(
+            f"{server.url}/healthz", connections=self.args.connections, duration=self.args.duration
+        )
+
+    def verifications(
+        self,
+        server: Server,
+        prepared: prep.Prepared,
+        workdir: Path,
+        label: str,
+        *,
+        profile_dir: Path | None = None,
+    ) -> tuple[LoadResult, dict]:
+        """A warm-up run sizes the pool, then the timed run; retried once if it ran dry."""
+        url = f"{server.url}/v1/verifications"
+        connections, duration = self.args.connections, self.args.duration
+        prep.check_one(server.url, prepared)
+        warm_path = workdir / f"bodies-{label}-warm.txt"
+        warm_count = 400
+        prep.assertion_pool(server.url, prepared, warm_count, warm_path)
+        warm = self.load.run(
+            url, connections=connections, duration=2, bodies=warm_path, token=prepared.token
+        )
+        rate = warm.requests / warm.duration_s
+        if warm.exhausted:
+            rate *= 2.5
+        info: dict = {"warmup_rps_estimate": round(rate, 1)}
+        count = max(1000, int(rate * duration * 1.6))
+        for _attempt in range(2):
+            path = workdir / f"bodies-{label}.txt"
+            seconds = prep.assertion_pool(server.url, prepared, count, path)
+            info["pool_size"] = count
+            info["pool_seconds"] = round(seconds, 1)
+            recorders = []
+            if profile_dir is not None:
+                recorders = profile.start(server.worker_pids(), duration, profile_dir)
+            result = self.load.run(
+                url,
+                connections=connections,
+                duration=duration,
+                bodies=path,
+                token=prepared.token,
+            )
+            if recorders:
+                info["profile"] = profile.summarise(recorders)
+            path.unlink()
+            if not result.exhausted:
+                break
+            count *= 2
+        return result, info
+
+
+def fmt(result: LoadResult) -> str:
+    return (
+        f"{result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+        f"(p99/p50 {result.p99_ms / result.p50_ms if result.p50_ms else 0:4.2f}, "
+        f"{result.requests} requests, statuses {result.statuses})"
+    )
+
+
+def run_backend(backend: str, args: argparse.Namespace, load: LoadGenerator) -> dict:
+    bench = Bench(args, load)
+    workdir = Path(tempfile.mkdtemp(prefix=f"lv-bench-{backend}-"))
+    log(f"\n== {backend}  (work folder {workdir})")
+    result: dict = {"backend": backend, "workdir": str(workdir)}
+    pg = PostgresDatabase(PG_BASE_URL) if backend == "postgresql" else None
+    sqlite_url = f"sqlite:///{workdir / 'instance' / 'licensing.sqlite3'}"
+    database_url = pg.__enter__() if pg else sqlite_url
+    server = None
+    try:
+        env = prep.environment(workdir / "instance", database_url)
+        started = time.perf_counter()
+        prepared, timings = prep.prepare(
+            env, workdir, holders=args.holders, licences=args.licences, log=log
+        )
+        result["prepare"] = {k: round(v, 2) for k, v in timings.items()}
+        result["prepare"]["total_s"] = round(time.perf_counter() - started, 1)
+        log(f"prepared in {result['prepare']['total_s']} s")
+
+        server = Server(env, workdir / "gunicorn.log", workers=args.workers)
+        server.start()
+        trivial = bench.trivial(server)
+        log(f"GET  /healthz           {fmt(trivial)}")
+        verify, info = bench.verifications(
+            server,
+            prepared,
+            workdir,
+            "base",
+            profile_dir=workdir if (args.profile and backend == args.profile_on) else None,
+        )
+        log(f"POST /v1/verifications  {fmt(verify)}")
+        ratio = verify.rps / trivial.rps if trivial.rps else 0.0
+        log(
+            f"verification/trivial throughput ratio: {ratio:.3f} "
+            f"(target >= {TARGET_RATIO[backend]})"
+        )
+        result.update(
+            trivial=trivial.as_dict(),
+            verification=verify.as_dict(),
+            verification_info={k: v for k, v in info.items() if k != "profile"},
+            throughput_ratio=round(ratio, 4),
+            licences=prepared.licences,
+        )
+        if "profile" in info:
+            result["profile"] = info["profile"]
+            profile.print_summary(info["profile"], log)
+
+        if backend in args.scale_on and args.scale_to > prepared.licences:
+            grown = prep.grow(env, workdir, prepared, args.scale_to, log)
+            result["import_large"] = grown
+            big, big_info = bench.verifications(server, prepared, workdir, "scaled")
+            log(f"POST /v1/verifications  {fmt(big)}  [{prepared.licences:,} licences]")
+            # Cost of one verification = server time per verification at saturation.
+            scale_ratio = verify.rps / big.rps if big.rps else float("inf")
+            log(
+                f"cost ratio {prepared.licences:,}/{args.licences:,} licences: "
+                f"{scale_ratio:.3f} (target < {TARGET_SCALE_RATIO}); "
+                f"p50 ratio {big.p50_ms / verify.p50_ms:.3f}"
+            )
+            result.update(
+                verification_scaled=big.as_dict(),
+                verification_scaled_info=big_info,
+                scaled_licences=prepared.licences,
+                scale_cost_ratio=round(scale_ratio, 4),
+                scale_p50_ratio=round(big.p50_ms / verify.p50_ms, 4),
+            )
+    finally:
+        if server is not None:
+            server.stop()
+        if pg:
+            pg.__exit__(None, None, None)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def evaluate(results: list[dict]) -> list[tuple[str, bool, str]]:
+    checks = []
+    for r in results:
+        if "error" in r:
+            checks.append((f"{r['backend']}: run completed", False, r["error"]))
+            continue
+        backend = r["backend"]
+        v, t = r["verification"], r["trivial"]
+        checks.append(
+            (
+                f"{backend}: verification throughput >= {TARGET_RATIO[backend]:.0%} of trivial",
+                r["throughput_ratio"] >= TARGET_RATIO[backend],
+                f"{r['throughput_ratio']:.1%} ({v['rps']} vs {t['rps']} req/s)",
+            )
+        )
+        ok_all = v["statuses"] and set(v["statuses"]) == {"200"} and not v["exhausted"]
+        checks.append(
+            (
+                f"{backend}: every timed verification succeeded (200, fresh assertion)",
+                bool(ok_all),
+                f"statuses {v['statuses']}, pool ran dry: {v['exhausted']}",
+            )
+        )
+        for name, data in (("verification", v), ("trivial", t)):
+            checks.append(
+                (
+                    f"{backend}: {name} p99 < {TARGET_P99_OVER_P50:g}x p50",
+                    data["p99_over_p50"] is not None and data["p99_over_p50"] < TARGET_P99_OVER_P50,
+                    f"p50 {data['p50_ms']:.2f} ms, p99 {data['p99_ms']:.2f} ms "
+                    f"({data['p99_over_p50']}x)",
+                )
+            )
+        if "scale_cost_ratio" in r:
+            checks.append(
+                (
+                    f"{backend}: cost {r['scaled_licences']:,}/{r['licences']:,} licences "
+                    f"< {TARGET_SCALE_RATIO}",
+                    r["scale_cost_ratio"] < TARGET_SCALE_RATIO,
+                    f"{r['scale_cost_ratio']:.3f} (p50 ratio {r['scale_p50_ratio']:.3f})",
+                )
+            )
+            scaled = r["verification_scaled"]
+            checks.append(
+                (
+                    f"{backend}: every verification at scale succeeded",
+                    set(scaled["statuses"]) == {"200"} and not scaled["exhausted"],
+                    f"statuses {scaled['statuses']}",
+                )
+            )
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--duration", type=float, default=10, help="seconds per timed run")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--holders", type=int, default=24, help="card holders with licences")
+    parser.add_argument("--licences", type=int, default=10_000)
+    parser.add_argument("--scale-to", type=int, default=1_000_000)
+    parser.add_argument("--scale-on", default="sqlite", help="backends to grow (comma list)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the workers")
+    parser.add_argument("--profile-on", default="sqlite")
+    parser.add_argument("--python-load", action="store_true", help="skip wrk")
+    parser.add_argument("--keep", action="store_true", help="keep the work folders")
+    parser.add_argument("--no-fail", action="store_true", help="exit 0 even if a target fails")
+    args = parser.parse_args(argv)
+    args.scale_on = [b for b in args.scale_on.split(",") if b]
+
+    load = LoadGenerator(prefer_wrk=not args.python_load)
+    log(
+        f"load generator: {load.tool}; {os.cpu_count()} CPUs; {args.connections} connections, "
+        f"{args.duration:g} s per run; gunicorn --workers {args.workers}"
+    )
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    started = time.perf_counter()
+    results = []
+    for backend in backends:
+        if backend == "postgresql" and not postgres_available():
+            log(f"\n== postgresql: not reachable at {PG_BASE_URL}")
+            results.append({"backend": backend, "error": "PostgreSQL not reachable"})
+            continue
+        try:
+            results.append(run_backend(backend, args, load))
+        except Exception as error:  # noqa: BLE001 - report and go on with the next backend
+            log(f"!! {backend} failed: {error}")
+            results.append({"backend": backend, "error": str(error)[:2000]})
+
+    checks = evaluate(results)
+    log("\n== summary")
+    header = (
+        f"{'backend':<11} {'verif/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'trivial/s':>9} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}"
+    )
+    log(header)
+    for r in results:
+        if "error" in r:
+            log(f"{r['backend']:<11} error: {r['error'][:200]}")
+            continue
+        v, t = r["verification"], r["trivial"]
+        log(
+            f"{r['backend']:<11} {v['rps']:>8.1f} {v['p50_ms']:>7.2f} {v['p99_ms']:>7.2f} "
+            f"{t['rps']:>9.1f} {t['p50_ms']:>7.2f} {t['p99_ms']:>7.2f} "
+            f"{r['throughput_ratio']:>6.1%}"
+        )
+        if "verification_scaled" in r:
+            s = r["verification_scaled"]
+            log(
+                f"{'  @' + format(r['scaled_licences'], ','):<11} {s['rps']:>8.1f} "
+                f"{s['p50_ms']:>7.2f} {s['p99_ms']:>7.2f}   cost ratio {r['scale_cost_ratio']:.3f}"
+            )
+        for key in ("import_large",):
+            if r.get(key):
+                log(
+                    f"{'':<11} bulk import: {r[key]['import_rows']:,} rows in "
+                    f"{r[key]['import_s']:.1f} s = {r[key]['import_rows_per_s']:,.0f} rows/s"
+                )
+        if "prepare" in r and r["prepare"].get("import_initial_s"):
+            p = r["prepare"]
+            log(
+                f"{'':<11} bulk import: {p['import_initial_rows']:,} rows in "
+                f"{p['import_initial_s']:.1f} s = "
+                f"{p['import_initial_rows'] / p['import_initial_s']:,.0f} rows/s"
+            )
+    log("")
+    for name, passed, detail in checks:
+        log(f"[{'PASS' if passed else 'FAIL'}] {name}: {detail}")
+    elapsed = time.perf_counter() - started
+    log(f"\nbench finished in {elapsed:.0f} s")
+
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS / f"bench-{stamp}.json"
+    out.write_text(
+        json.dumps(
+            {
+                "started_at": stamp,
+                "elapsed_s": round(elapsed, 1),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "settings": {k: v for k, v in vars(args).items()},
+                "load_generator": load.tool,
+                "results": results,
+                "checks": [{"name": n, "passed": p, "detail": d} for n, p, d in checks],
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
+    log(f"results: {out.relative_to(RESULTS.parent.parent)}")
+    failed = [c for c in checks if not c[1]]
+    return 0 if args.no_fail or not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
