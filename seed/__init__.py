@@ -1,7 +1,13 @@
-"""seed domain."""
+"""seed domain: stand-ins for the outside world (card authority, virtual cards,
+embedded identity platform, population generator)."""
 
 from flask import Flask
 
 
 def init_app(app: Flask) -> None:
     """Registers this domain's blueprints, CLI groups and readiness checks."""
+    from seed.cli import card_authority_cli, card_cli, seed_cli
+
+    app.cli.add_command(card_authority_cli)
+    app.cli.add_command(card_cli)
+    app.cli.add_command(seed_cli)

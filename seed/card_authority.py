@@ -29,7 +29,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -566,17 +566,26 @@ class CardAuthority:
         public_key: rsa.RSAPublicKey,
         *,
         now: datetime | None = None,
+        before_revoking: Callable[[x509.Certificate], None] | None = None,
     ) -> x509.Certificate:
-        """A new card certificate replacing ``old_serial``, which is revoked (superseded).
+        """A new card certificate replacing ``old_serial``, which is then revoked with
+        reason superseded (a held card may be re-issued; a revoked one may not).
 
-        The card authority does not know people; the caller registers the new
-        certificate with the identity platform for the same person.
+        The card authority does not know people: ``before_revoking(new_certificate)`` is
+        where the caller registers the new certificate with the identity platform for
+        the same person. If it raises, the new certificate is revoked
+        (cessationOfOperation) and the old card is left as it was.
         """
-        with self.batch():
-            if self.card(old_serial).status == STATUS_REVOKED:
-                raise InvalidCardTransition("A revoked card cannot be re-issued; issue a new one.")
-            cert = self.issue_card_certificate(public_key, now=now)
-            self.revoke(old_serial, x509.ReasonFlags.superseded, now=now)
+        if self.card(old_serial).status == STATUS_REVOKED:
+            raise InvalidCardTransition("A revoked card cannot be re-issued; issue a new one.")
+        cert = self.issue_card_certificate(public_key, now=now)
+        if before_revoking is not None:
+            try:
+                before_revoking(cert)
+            except BaseException:
+                self.revoke(cert.serial_number, x509.ReasonFlags.cessation_of_operation, now=now)
+                raise
+        self.revoke(old_serial, x509.ReasonFlags.superseded, now=now)
         return cert
 
     # -- CRLs --
