@@ -1,0 +1,156 @@
+"""POST /v1/verifications end to end: outcomes, receipts, access records, the nonce."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from core import jws
+from core.signing import get_keyring
+from tests.fixtures.verification import problem
+from verification.models import AccessRecord, Challenge
+
+
+def _records(app) -> list[AccessRecord]:
+    from core.db import get_session
+
+    with app.app_context():
+        session = get_session()
+        records = list(session.scalars(select(AccessRecord).order_by(AccessRecord.at)))
+        session.expunge_all()
+        return records
+
+
+def test_licensed_doctor(app, http, verifier, challenge, verify, audience, licensed_holder):
+    client, headers = verifier
+    holder = licensed_holder("doctor", name="佐藤 花子")
+    issued = challenge(headers, "doctor")
+    response = verify(headers, holder.sign(issued["nonce"], audience))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {
+        "verification_id",
+        "outcome",
+        "profession",
+        "holder",
+        "licence",
+        "checked_at",
+        "receipt",
+    }
+    assert body["outcome"] == "licensed" and body["profession"] == "doctor"
+    assert body["holder"]["name"] == "佐藤 花子"
+    assert body["licence"] == {"status": "active", "registered_year": 2011, "suspended_until": None}
+    assert body["checked_at"].endswith("Z")
+
+    # Never a My Number or a registration number, anywhere in the response.
+    text = response.get_data(as_text=True)
+    assert holder.my_number not in text
+    assert holder.licences[0].registration_number not in json.dumps(body["holder"])
+
+    # The subject is this verifier's own pairwise code for the person.
+    from identity import LICENSING_AGENCY, get_identity_platform, verifier_agency
+
+    with app.app_context():
+        platform = get_identity_platform()
+        own = platform.code_for_certificate(verifier_agency(client.id), holder.card.certificate)
+        licensing_code = platform.code_for_certificate(LICENSING_AGENCY, holder.card.certificate)
+    assert body["holder"]["subject"] == own != licensing_code
+
+    # The receipt: ES256, kid in the JWKS, the contract's claims.
+    header = jws.parse_compact(body["receipt"]).header
+    assert header["typ"] == "verification-receipt+jwt" and header["alg"] == "ES256"
+    jwks = http.get("/.well-known/jwks.json").get_json()
+    assert header["kid"] in {key["kid"] for key in jwks["keys"]}
+    with app.app_context():
+        claims = get_keyring().verify(body["receipt"], "verification-receipt+jwt")
+    assert claims["iss"] == audience
+    assert claims["sub"] == own
+    assert claims["verification_id"] == body["verification_id"]
+    assert claims["verifier"] == client.id
+    assert claims["profession"] == "doctor" and claims["outcome"] == "licensed"
+    assert isinstance(claims["iat"], int)
+
+    # The holder's access record, with the licensing code only.
+    (record,) = _records(app)
+    assert record.holder_code == licensing_code
+    assert (record.verifier_client_id, record.verifier_name) == (client.id, "St Luke's HR")
+    assert (record.profession, record.outcome) == ("doctor", "licensed")
+    assert record.verification_id == body["verification_id"]
+
+
+def test_outcome_is_for_the_asked_profession_only(
+    app, verifier, challenge, verify, audience, licensed_holder
+):
+    _, headers = verifier
+    holder = licensed_holder("nurse")
+    issued = challenge(headers, "doctor")
+    body = verify(headers, holder.sign(issued["nonce"], audience)).get_json()
+    assert body["outcome"] == "not_licensed"
+    assert body["holder"] is None and body["licence"] is None
+    (record,) = _records(app)
+    assert (record.profession, record.outcome) == ("doctor", "not_licensed")
+
+
+def test_valid_card_unknown_to_the_platform_is_not_licensed(
+    app, verifier, challenge, verify, audience, issue_card, publish_crl
+):
+    _, headers = verifier
+    card = issue_card()  # not registered with the identity platform
+    publish_crl()
+    issued = challenge(headers)
+    body = verify(headers, card.sign(nonce=issued["nonce"], audience=audience)).get_json()
+    assert body["outcome"] == "not_licensed"
+    assert body["holder"] is None and body["licence"] is None
+    with app.app_context():
+        claims = get_keyring().verify(body["receipt"], "verification-receipt+jwt")
+    assert "sub" not in claims and claims["outcome"] == "not_licensed"
+    assert _records(app) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "outcome", "status"),
+    [("suspend", "suspended", "suspended"), ("revoke", "revoked", "revoked")],
+)
+def test_licence_status_changes_take_effect_on_the_next_verification(
+    app, verifier, challenge, verify, audience, licensed_holder, change, outcome, status
+):
+    from core.db import get_session
+    from licensing import service
+
+    _, headers = verifier
+    holder = licensed_holder("doctor")
+    licence_id = holder.licences[0].id
+    with app.app_context():
+        if change == "suspend":
+            service.suspend_licence(
+                get_session(), None, licence_id, reason="inquiry", until=date(2099, 1, 31)
+            )
+        else:
+            service.revoke_licence(get_session(), None, licence_id, reason="misconduct")
+    issued = challenge(headers)
+    body = verify(headers, holder.sign(issued["nonce"], audience)).get_json()
+    assert body["outcome"] == outcome
+    assert body["licence"]["status"] == status
+    expected_until = "2099-01-31" if change == "suspend" else None
+    assert body["licence"]["suspended_until"] == expected_until
+
+
+def test_nonce_is_consumed_with_the_access_record(
+    app, verifier, challenge, verify, audience, licensed_holder
+):
+    from core.db import get_session
+
+    _, headers = verifier
+    holder = licensed_holder()
+    issued = challenge(headers)
+    assertion = holder.sign(issued["nonce"], audience)
+    assert verify(headers, assertion).status_code == 200
+    with app.app_context():
+        row = get_session().get(Challenge, issued["challenge_id"])
+        assert row.consumed_at is not None
+    problem(verify(headers, assertion), 401, "invalid_nonce")  # replay
+    assert len(_records(app)) == 2  # the replay, made with a known card, is recorded too
+    assert _records(app)[1].outcome == "invalid_nonce"

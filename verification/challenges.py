@@ -1,0 +1,143 @@
+"""Challenges: single-use nonces with a 5-minute life.
+
+A nonce is 256 random bits (``secrets.token_urlsafe(32)``); only its SHA-256 is
+stored. Consumption is ONE conditional UPDATE (nonce, purpose, client, not consumed,
+not expired) whose row count says whether it worked, so two concurrent submissions
+cannot both succeed on SQLite or PostgreSQL, and a check that fails (wrong client,
+expired) changes nothing, so it never burns someone else's nonce.
+
+Two purposes share the table: ``verifier`` challenges are bound to the calling API
+client and a profession; ``holder`` challenges (holder sign-in) are bound to no client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from core.db import utcnow
+from verification.models import Challenge, ChallengePurpose
+
+CHALLENGE_LIFETIME = timedelta(minutes=5)
+NONCE_BYTES = 32  # 256 bits; the contract asks for at least 128
+MAX_NONCE_LENGTH = 128  # longer strings cannot be one of ours; never hashed or stored
+
+
+def nonce_hash(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedChallenge:
+    challenge_id: str
+    nonce: str  # returned once to the caller; only its hash is stored
+    purpose: ChallengePurpose
+    client_id: str | None
+    profession: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ConsumedChallenge:
+    challenge_id: str
+    purpose: ChallengePurpose
+    client_id: str | None
+    profession: str | None
+
+
+def create_challenge(
+    session: Session,
+    purpose: ChallengePurpose,
+    *,
+    client_id: str | None = None,
+    profession: str | None = None,
+    now: datetime | None = None,
+    commit: bool = True,
+) -> IssuedChallenge:
+    if purpose is ChallengePurpose.VERIFIER and (client_id is None or profession is None):
+        raise ValueError("verifier challenges are bound to a client and a profession")
+    if purpose is ChallengePurpose.HOLDER and client_id is not None:
+        raise ValueError("holder challenges are bound to no client")
+    issued_at = now or utcnow()
+    nonce = secrets.token_urlsafe(NONCE_BYTES)
+    challenge = Challenge(
+        id=secrets.token_hex(16),
+        purpose=purpose,
+        nonce_hash=nonce_hash(nonce),
+        client_id=client_id,
+        profession=profession,
+        created_at=issued_at,
+        expires_at=issued_at + CHALLENGE_LIFETIME,
+    )
+    session.add(challenge)
+    if commit:
+        session.commit()
+    return IssuedChallenge(
+        challenge.id, nonce, purpose, client_id, profession, challenge.expires_at
+    )
+
+
+def consume_nonce(
+    session: Session,
+    nonce: str,
+    purpose: ChallengePurpose,
+    *,
+    client_id: str | None = None,
+    now: datetime | None = None,
+) -> ConsumedChallenge | None:
+    """Marks the challenge used, in one statement, iff every binding holds.
+
+    Does not commit: the caller commits it together with what the nonce unlocked (the
+    access record), or rolls back and the nonce stays usable.
+    """
+    if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_LENGTH:
+        return None
+    at = now or utcnow()
+    owner = Challenge.client_id.is_(None) if client_id is None else Challenge.client_id == client_id
+    statement = (
+        update(Challenge)
+        .where(
+            Challenge.nonce_hash == nonce_hash(nonce),
+            Challenge.purpose == purpose,
+            owner,
+            Challenge.consumed_at.is_(None),
+            Challenge.expires_at > at,
+        )
+        .values(consumed_at=at)
+        .returning(Challenge.id, Challenge.purpose, Challenge.client_id, Challenge.profession)
+        .execution_options(synchronize_session=False)
+    )
+    row = session.execute(statement).one_or_none()
+    if row is None:
+        return None
+    return ConsumedChallenge(row.id, ChallengePurpose(row.purpose), row.client_id, row.profession)
+
+
+def peek_profession(
+    session: Session, nonce: str, purpose: ChallengePurpose, *, client_id: str | None
+) -> str | None:
+    """The profession of this caller's challenge for ``nonce``, if any; changes nothing.
+
+    Used only to label a rejected attempt in the holder's access log.
+    """
+    if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_LENGTH:
+        return None
+    owner = Challenge.client_id.is_(None) if client_id is None else Challenge.client_id == client_id
+    return session.scalar(
+        select(Challenge.profession).where(
+            Challenge.nonce_hash == nonce_hash(nonce), Challenge.purpose == purpose, owner
+        )
+    )
+
+
+def prune_challenges(session: Session, *, older_than: timedelta = timedelta(days=1)) -> int:
+    """Deletes challenges that expired more than ``older_than`` ago; returns the count."""
+    cutoff = utcnow() - older_than
+    result = session.execute(delete(Challenge).where(Challenge.expires_at < cutoff))
+    session.commit()
+    return result.rowcount or 0

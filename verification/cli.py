@@ -1,0 +1,41 @@
+"""``flask crl import FILE``: the card authority feed from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from core.cli import ServiceGroup
+from core.db import get_session
+from verification.errors import InvalidCrl
+from verification.revocation import MAX_CRL_BYTES, import_crl
+
+crl_cli = ServiceGroup("crl", help="Card revocation lists from the card authority.")
+
+
+def read_crl_file(path: Path) -> bytes:
+    """DER bytes of a CRL file in DER or PEM."""
+    if path.stat().st_size > MAX_CRL_BYTES:
+        raise InvalidCrl("The CRL file is too large.")
+    data = path.read_bytes()
+    if data.lstrip().startswith(b"-----BEGIN"):
+        try:
+            return x509.load_pem_x509_crl(data).public_bytes(serialization.Encoding.DER)
+        except ValueError:
+            raise InvalidCrl("The file is not a well-formed PEM CRL.") from None
+    return data
+
+
+@crl_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_command(file: Path) -> None:
+    """Import a full CRL (DER or PEM) signed by a CA of CARD_TRUST_ANCHORS."""
+    imported = import_crl(get_session(), read_crl_file(file), actor=None)
+    state = "imported" if imported.changed else "already current"
+    click.echo(
+        f"CRL {state}: issuer {imported.issuer}, number {imported.crl_number}, "
+        f"{imported.revoked} revoked, next update {imported.next_update.isoformat()}"
+    )
