@@ -30,7 +30,7 @@ from seed.card_authority import (
     parse_serial,
     serial_hex,
 )
-from seed.virtual_card import CardError, VirtualCard
+from seed.virtual_card import CardError, VirtualCard, issue_virtual_card
 
 #: The card authority is its own agency when it asks the identity platform whether two
 #: certificates belong to the same person (codes are compared, never kept).
@@ -164,18 +164,15 @@ def issue_command(my_number: str, name: str | None, pin: str, out: Path | None) 
     """Issue a card: new RSA-2048 key, certificate, card file; register it with the
     identity platform for the person. Prints the card file and the serial."""
     _refuse_existing(out)
-    authority = _authority()
-    key = generate_card_key()
-    cert = authority.issue_card_certificate(key.public_key())
-    try:
-        _register(my_number)(cert)
-    except BaseException:
-        authority.revoke(cert.serial_number, x509.ReasonFlags.cessation_of_operation)
-        raise
-    path = _card_path(out, cert.serial_number)
-    _write_card(path, key, cert, authority, pin, name)
-    click.echo(f"card: {path}")
-    click.echo(f"serial: {serial_hex(cert.serial_number)}")
+    card = issue_virtual_card(
+        _authority(),
+        lambda serial: _card_path(out, serial),
+        pin,
+        register=_register(my_number),
+        holder_name=name,
+    )
+    click.echo(f"card: {card.path}")
+    click.echo(f"serial: {serial_hex(card.serial)}")
 
 
 @card_authority_cli.command("register")
@@ -282,8 +279,9 @@ def publish_crl_command(validity_hours: int, out: Path | None, do_import: bool) 
     if out is not None:
         out.write_bytes(der)
     number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    entries = f"{len(crl)} entr{'y' if len(crl) == 1 else 'ies'}"
     click.echo(
-        f"CRL #{number}: {len(crl)} entries, next update {crl.next_update_utc.isoformat()}, "
+        f"CRL #{number}: {entries}, next update {crl.next_update_utc.isoformat()}, "
         f"file {(out or authority.crl_path).resolve()}"
     )
     if do_import:

@@ -171,7 +171,7 @@ def test_lifecycle_commands_and_publish_crl_file(cli, initialised, tmp_path):
 
     cli("card-authority", "resume", "--serial", serial_hex(lost).upper())
     out = cli("card-authority", "publish-crl", "--no-import").output
-    assert out.startswith("CRL #2: 1 entries")
+    assert out.startswith("CRL #2: 1 entry,")
 
     listing = cli("card-authority", "list").output
     assert f"{serial_hex(lost)}\tvalid" in listing
