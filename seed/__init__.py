@@ -7,6 +7,9 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Registers this domain's blueprints, CLI groups and readiness checks."""
     from seed.cli import card_authority_cli, card_cli, seed_cli
+    from seed.demo import demo_command
+
+    seed_cli.add_command(demo_command)
 
     app.cli.add_command(card_authority_cli)
     app.cli.add_command(card_cli)
