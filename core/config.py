@@ -14,21 +14,22 @@ def settings_from_env(overrides: dict[str, Any] | None = None) -> dict[str, Any]
     overrides = dict(overrides or {})
     env = {**os.environ, **{k: v for k, v in overrides.items() if isinstance(v, str)}}
     instance_path = Path(env.get("INSTANCE_PATH") or "instance").resolve()
+    card_authority_dir = Path(env.get("CARD_AUTHORITY_DIR") or instance_path / "card_authority")
     settings: dict[str, Any] = {
         "INSTANCE_PATH": str(instance_path),
         "DATABASE_URL": env.get("DATABASE_URL")
         or f"sqlite:///{instance_path / 'licensing.sqlite3'}",
         "SERVICE_AUDIENCE": env.get("SERVICE_AUDIENCE") or DEFAULT_AUDIENCE,
+        # The demo card authority writes its bundle here on `card-authority init`.
         "CARD_TRUST_ANCHORS": env.get("CARD_TRUST_ANCHORS")
-        or str(instance_path / "card_authority" / "trust-anchors.pem"),
+        or str(card_authority_dir / "trust-anchors.pem"),
         "IDENTITY_PLATFORM": env.get("IDENTITY_PLATFORM") or "embedded",
         "IDENTITY_DATABASE_URL": env.get("IDENTITY_DATABASE_URL")
         or f"sqlite:///{instance_path / 'identity_platform.sqlite3'}",
         "IDENTITY_MASTER_KEY_FILE": env.get("IDENTITY_MASTER_KEY_FILE")
         or str(instance_path / "identity_platform" / "master-keys.json"),
         "SIGNING_KEY_FILE": env.get("SIGNING_KEY_FILE") or str(instance_path / "signing-key.pem"),
-        "CARD_AUTHORITY_DIR": env.get("CARD_AUTHORITY_DIR")
-        or str(instance_path / "card_authority"),
+        "CARD_AUTHORITY_DIR": str(card_authority_dir),
         # Flask rejects larger bodies with 413 before any parsing happens.
         "MAX_CONTENT_LENGTH": 64 * 1024,
     }

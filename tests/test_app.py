@@ -70,3 +70,11 @@ def test_readyz_fails_without_database(tmp_path):
     body = response.get_json(force=True)
     assert body["code"] == "unavailable"
     assert body["checks"]["database"] == "database unreachable"
+
+
+def test_trust_anchors_follow_the_card_authority_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("CARD_TRUST_ANCHORS", raising=False)
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("CARD_AUTHORITY_DIR", str(tmp_path / "ca"))
+    settings = settings_from_env()
+    assert settings["CARD_TRUST_ANCHORS"] == str(tmp_path / "ca" / "trust-anchors.pem")
