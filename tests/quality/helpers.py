@@ -35,11 +35,23 @@ def app_spec() -> dict:
 
 def spec_operations() -> list[tuple[str, str, bool]]:
     """(METHOD, path, needs a bearer token) for every operation in the spec."""
+    return [(method, path, bool(roles)) for method, path, roles in spec_operation_roles()]
+
+
+def spec_operation_roles() -> list[tuple[str, str, frozenset[str]]]:
+    """(METHOD, path, roles named by its security requirement) for every operation.
+
+    An operation with a bearer-token requirement but no role list gets {"*"}.
+    """
     spec = app_spec()
-    global_security = bool(spec.get("security"))
-    return sorted(
-        (method.upper(), path, bool(operation.get("security", global_security)))
-        for path, item in spec["paths"].items()
-        for method, operation in item.items()
-        if method in HTTP_METHODS
-    )
+    result = []
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            roles: set[str] = set()
+            for requirement in operation.get("security", spec.get("security", [])):
+                for scopes in requirement.values():
+                    roles.update(scopes or ["*"])
+            result.append((method.upper(), path, frozenset(roles)))
+    return sorted(result)
