@@ -26,14 +26,13 @@ from datetime import date
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
 from core.my_number import is_valid_my_number
 from licensing import audit
 from licensing.errors import ImportFileError
-from licensing.models import CURRENT_STATUSES, Licence, LicenceEvent
+from licensing.models import CURRENT_SLOT, CURRENT_STATUSES, Licence, LicenceEvent
 from licensing.professions import profession_patterns
 from licensing.service import (
     CLI_ACTOR,
@@ -146,9 +145,19 @@ class _Importer:
         self.now = utcnow()
         self.today = self.now.astimezone(JST).date()
         self.connection = session.connection()
-        self.licences = Licence.__table__
-        self.insert_licences = insert(self.licences)
-        self.insert_events = insert(LicenceEvent.__table__)
+        dialect = self.connection.dialect
+        self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        # Plain DBAPI executemany with values converted once here: SQLAlchemy's per-row
+        # parameter processing would cost more than the inserts themselves.
+        licences, events = Licence.__table__, LicenceEvent.__table__
+        self.insert_licences = self._insert_sql(licences, _LICENCE_COLUMNS)
+        self.insert_events = self._insert_sql(events, _EVENT_COLUMNS)
+        self.now_value = _bind(licences.c.created_at, dialect, self.now)
+        self.date_bind = licences.c.registered_on.type.bind_processor(dialect) or (lambda d: d)
+
+    def _insert_sql(self, table, columns: tuple[str, ...]) -> str:
+        marks = ", ".join([self.mark] * len(columns))
+        return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
 
     # -- reporting ---------------------------------------------------------------------
 
@@ -235,25 +244,30 @@ class _Importer:
             kept.append(row)
         return kept
 
+    def _existing(self, sql: str, values: set[str]) -> list[tuple]:
+        marks = ", ".join([self.mark] * len(values))
+        result = self.connection.exec_driver_sql(sql.format(marks=marks), tuple(values))
+        return [tuple(row) for row in result]
+
     def conflicts(self, rows: list[_Row]) -> list[_Row]:
-        t = self.licences
-        numbers = {(r.number, r.profession) for r in rows}
-        holders = {(r.holder_code, r.profession) for r in rows}
+        # Two indexed look-ups per batch (the register includes this file's earlier
+        # batches: same transaction).
         taken = set(
-            self.connection.execute(
-                select(t.c.registration_number, t.c.profession).where(
-                    tuple_(t.c.registration_number, t.c.profession).in_(list(numbers))
-                )
-            ).tuples()
+            self._existing(
+                "SELECT registration_number, profession FROM licences "
+                "WHERE registration_number IN ({marks})",
+                {r.number for r in rows},
+            )
         )
-        licensed = set(
-            self.connection.execute(
-                select(t.c.holder_code, t.c.profession).where(
-                    tuple_(t.c.holder_code, t.c.profession).in_(list(holders)),
-                    t.c.status.in_(CURRENT_STATUSES),
-                )
-            ).tuples()
-        )
+        licensed = {
+            (code, profession)
+            for code, profession, status in self._existing(
+                "SELECT holder_code, profession, status FROM licences "
+                "WHERE holder_code IN ({marks})",
+                {r.holder_code for r in rows},
+            )
+            if status in CURRENT_STATUSES
+        }
         kept: list[_Row] = []
         batch_numbers: dict[tuple[str, str], int] = {}
         batch_holders: dict[tuple[str, str], int] = {}
@@ -286,39 +300,29 @@ class _Importer:
     def insert(self, rows: list[_Row]) -> None:
         if not rows:
             return
-        now = self.now
+        now, date_bind, actor = self.now_value, self.date_bind, self.actor
         licence_rows = []
         event_rows = []
         for row in rows:
             licence_id = new_licence_id()
             licence_rows.append(
-                {
-                    "id": licence_id,
-                    "profession": row.profession,
-                    "holder_code": row.holder_code,
-                    "name": row.name,
-                    "registration_number": row.number,
-                    "registered_on": row.registered_on,
-                    "status": "active",
-                    "suspended_until": None,
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                (
+                    licence_id,
+                    row.profession,
+                    row.holder_code,
+                    row.name,
+                    row.number,
+                    date_bind(row.registered_on),
+                    "active",
+                    CURRENT_SLOT,
+                    1,
+                    now,
+                    now,
+                )
             )
-            event_rows.append(
-                {
-                    "licence_id": licence_id,
-                    "from_status": None,
-                    "to_status": "active",
-                    "reason": IMPORT_REASON,
-                    "until": None,
-                    "actor": self.actor,
-                    "at": now,
-                }
-            )
-        self.connection.execute(self.insert_licences, licence_rows)
-        self.connection.execute(self.insert_events, event_rows)
+            event_rows.append((licence_id, "active", IMPORT_REASON, actor, now))
+        self.connection.exec_driver_sql(self.insert_licences, licence_rows)
+        self.connection.exec_driver_sql(self.insert_events, event_rows)
         self.result.imported += len(rows)
 
     def batch(self, rows: list[_Row]) -> None:
@@ -383,6 +387,27 @@ class _Importer:
                 self.batch(pending)
                 pending = []
         self.batch(pending)
+
+
+_LICENCE_COLUMNS = (
+    "id",
+    "profession",
+    "holder_code",
+    "name",
+    "registration_number",
+    "registered_on",
+    "status",
+    "current_slot",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_EVENT_COLUMNS = ("licence_id", "to_status", "reason", "actor", "at")
+
+
+def _bind(column, dialect, value):
+    process = column.type.bind_processor(dialect)
+    return process(value) if process else value
 
 
 def _numbered(reader) -> Iterator[tuple[int, list[str]]]:

@@ -21,7 +21,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,6 +30,7 @@ from core.db import Base, utcnow
 # most one such licence per (holder, profession).
 CURRENT_STATUSES = ("active", "suspended")
 _CURRENT_SQL = "status IN ('active', 'suspended')"
+CURRENT_SLOT = 1
 
 
 class LicenceStatus(enum.StrEnum):
@@ -65,16 +65,20 @@ class Licence(Base):
             "profession",
             unique=True,
         ),
-        # The verification hot path: (holder, profession) -> licence.
-        Index("ix_licences_holder_code_profession", "holder_code", "profession"),
-        # One current (active or suspended) licence per person and profession.
+        # One index for two jobs: the verification hot path looks up (holder, profession),
+        # and it allows one current licence per person and profession: ``current_slot``
+        # is 1 for an active or suspended licence and NULL otherwise (NULLs are distinct).
         Index(
-            "uq_licences_current_holder_profession",
+            "uq_licences_holder_code_profession_current",
             "holder_code",
             "profession",
+            "current_slot",
             unique=True,
-            sqlite_where=text(_CURRENT_SQL),
-            postgresql_where=text(_CURRENT_SQL),
+        ),
+        CheckConstraint(
+            f"({_CURRENT_SQL} AND current_slot = {CURRENT_SLOT}) "
+            f"OR (NOT {_CURRENT_SQL} AND current_slot IS NULL)",
+            name="current_slot_matches_status",
         ),
         # Listing filtered by status, in register order.
         Index("ix_licences_status_pk", "status", "pk"),
@@ -109,6 +113,8 @@ class Licence(Base):
             values_callable=lambda statuses: [s.value for s in statuses],
         )
     )
+    # 1 while the licence is current (active or suspended), else NULL; see the index.
+    current_slot: Mapped[int | None] = mapped_column(Integer)
     # Last day of a suspension (inclusive, Japan calendar date); only while suspended.
     suspended_until: Mapped[date | None] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer)

@@ -81,8 +81,8 @@ class LicenceRecordQuery(Schema):
         metadata={"description": f"page size, 1 to {MAX_PAGE} (default 50)"},
     )
     cursor = String(
-        validate=Length(min=1, max=64),
-        metadata={"description": "`next_cursor` of the previous page"},
+        validate=Regexp(r"^[0-9]{1,18}$"),
+        metadata={"description": "`next_cursor` of the previous page (opaque)"},
     )
 
 

@@ -43,7 +43,7 @@ from licensing.errors import (
     LicenceNotFound,
     RegistrationNumberTaken,
 )
-from licensing.models import CURRENT_STATUSES, Licence, LicenceEvent, LicenceStatus
+from licensing.models import CURRENT_SLOT, CURRENT_STATUSES, Licence, LicenceEvent, LicenceStatus
 from licensing.professions import validate_registration_number
 
 # Licence dates (registration, end of suspension) are calendar dates in Japan.
@@ -172,7 +172,8 @@ _HOLDER_COLUMNS = (
     _t.c.registered_on,
     _t.c.suspended_until,
 )
-# Served by ix_licences_holder_code_profession; erased licences hold no holder code.
+# Served by uq_licences_holder_code_profession_current (its first two columns); erased
+# licences hold no holder code.
 _LICENCE_FOR_HOLDER = (
     select(*_HOLDER_COLUMNS)
     .where(
@@ -307,6 +308,7 @@ def register_licence(
         registration_number=number,
         registered_on=registered_on,
         status=LicenceStatus.ACTIVE,
+        current_slot=CURRENT_SLOT,
         suspended_until=None,
         created_at=now,
         updated_at=now,
@@ -520,6 +522,7 @@ def _apply(
         )
     target = _TARGET[action]
     licence.status = target
+    licence.current_slot = CURRENT_SLOT if target.value in CURRENT_STATUSES else None
     licence.suspended_until = until if target == LicenceStatus.SUSPENDED else None
     licence.updated_at = now
     if target == LicenceStatus.ERASED:

@@ -2,7 +2,7 @@
 
 Revision ID: l001
 Revises: 0001
-Create Date: 2026-11-26 08:17:18.842903
+Create Date: 2026-11-26 08:34:33.342451
 """
 
 from collections.abc import Sequence
@@ -54,20 +54,21 @@ def upgrade() -> None:
     sa.Column('registration_number', sa.String(length=8), nullable=True),
     sa.Column('registered_on', sa.Date(), nullable=False),
     sa.Column('status', sa.Enum('active', 'suspended', 'revoked', 'erased', name='licence_status', native_enum=False, length=16), nullable=False),
+    sa.Column('current_slot', sa.Integer(), nullable=True),
     sa.Column('suspended_until', sa.Date(), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("(status = 'erased' AND holder_code IS NULL AND name IS NULL AND registration_number IS NULL) OR (status <> 'erased' AND holder_code IS NOT NULL AND name IS NOT NULL AND registration_number IS NOT NULL)", name=op.f('ck_licences_erased_holds_no_personal_data')),
     sa.CheckConstraint("(status = 'suspended') = (suspended_until IS NOT NULL)", name=op.f('ck_licences_suspension_has_end')),
+    sa.CheckConstraint("(status IN ('active', 'suspended') AND current_slot = 1) OR (NOT status IN ('active', 'suspended') AND current_slot IS NULL)", name=op.f('ck_licences_current_slot_matches_status')),
     sa.ForeignKeyConstraint(['profession'], ['professions.code'], name=op.f('fk_licences_profession_professions')),
     sa.PrimaryKeyConstraint('pk', name=op.f('pk_licences')),
     sa.UniqueConstraint('id', name=op.f('uq_licences_id'))
     )
     with op.batch_alter_table('licences', schema=None) as batch_op:
-        batch_op.create_index('ix_licences_holder_code_profession', ['holder_code', 'profession'], unique=False)
         batch_op.create_index('ix_licences_status_pk', ['status', 'pk'], unique=False)
-        batch_op.create_index('uq_licences_current_holder_profession', ['holder_code', 'profession'], unique=True, sqlite_where=sa.text("status IN ('active', 'suspended')"), postgresql_where=sa.text("status IN ('active', 'suspended')"))
+        batch_op.create_index('uq_licences_holder_code_profession_current', ['holder_code', 'profession', 'current_slot'], unique=True)
         batch_op.create_index('uq_licences_registration_number_profession', ['registration_number', 'profession'], unique=True)
 
     op.create_table('licence_events',
@@ -112,9 +113,8 @@ def downgrade() -> None:
     op.drop_table('licence_events')
     with op.batch_alter_table('licences', schema=None) as batch_op:
         batch_op.drop_index('uq_licences_registration_number_profession')
-        batch_op.drop_index('uq_licences_current_holder_profession', sqlite_where=sa.text("status IN ('active', 'suspended')"), postgresql_where=sa.text("status IN ('active', 'suspended')"))
+        batch_op.drop_index('uq_licences_holder_code_profession_current')
         batch_op.drop_index('ix_licences_status_pk')
-        batch_op.drop_index('ix_licences_holder_code_profession')
 
     op.drop_table('licences')
     op.drop_table('professions')
