@@ -20,7 +20,12 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_MODULES = ("clients.models", "licensing.models", "verification.models")
+MODEL_MODULES = (
+    "clients.models",
+    "licensing.models",
+    "verification.models",
+    "verification.holder_models",
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -23,6 +23,7 @@ from typing import Any
 from core import jws
 
 TOKEN_TYPE = "statuslist+jwt"  # noqa: S105 - a media type, not a secret
+MEDIA_TYPE = "application/statuslist+jwt"
 BITS = 2  # 0 valid, 1 invalid, 2 suspended (3 is application-specific, unused)
 
 STATUS_VALID = 0x00

@@ -1,0 +1,625 @@
+"""Holder features over HTTP: sign-in, access log, credentials, status lists, online
+presentations, rate limits (issue 7)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import time_machine
+
+from core import jws
+from core.signing import get_keyring
+from tests.fixtures.verification import problem
+from verification import sd_jwt
+from verification import status_list as sl
+from verification.credentials import VCT
+
+PLATFORM_AUDIENCE = "https://telemed.example"
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sign_in(http, audience):
+    """``sign_in(holder) -> session token`` through the public endpoints."""
+
+    def _sign_in(holder, **environ) -> str:
+        challenge = http.post("/v1/holder/challenges", environ_base=environ)
+        assert challenge.status_code == 201, challenge.get_data(as_text=True)
+        assertion = holder.sign(challenge.get_json()["nonce"], audience)
+        response = http.post(
+            "/v1/holder/sessions", json={"assertion": assertion}, environ_base=environ
+        )
+        assert response.status_code == 201, response.get_data(as_text=True)
+        return response.get_json()["session_token"]
+
+    return _sign_in
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def get_credential(http, sign_in):
+    def _get(holder, profession: str = "doctor") -> str:
+        token = sign_in(holder)
+        response = http.post(
+            "/v1/holder/credentials", json={"profession": profession}, headers=bearer(token)
+        )
+        assert response.status_code == 201, response.get_data(as_text=True)
+        return response.get_json()["credential"]
+
+    return _get
+
+
+def present(
+    credential,
+    holder,
+    *,
+    disclose=("name", "registered_year"),
+    nonce="platform-nonce-1",
+    audience=PLATFORM_AUDIENCE,
+    issued_at=None,
+):
+    return sd_jwt.present(
+        credential,
+        holder.card.private_key,
+        disclose=disclose,
+        nonce=nonce,
+        audience=audience,
+        issued_at=issued_at or int(datetime.now(UTC).timestamp()),
+    )
+
+
+def status_of(http, credential: str, app) -> int:
+    payload = jws.parse_compact(sd_jwt.parse(credential).issuer_jwt).payload
+    ref = payload["status"]["status_list"]
+    path = ref["uri"].split("://", 1)[1].split("/", 1)[1]
+    response = http.get("/" + path)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "application/statuslist+jwt"
+    with app.app_context():
+        keyring = get_keyring(app)
+        token = sl.verify_status_list_token(
+            response.get_data(as_text=True),
+            public_key_for_kid=lambda kid: (
+                keyring.key(kid).public_key if keyring.key(kid) else None
+            ),
+            expected_uri=ref["uri"],
+            now=int(datetime.now(UTC).timestamp()),
+        )
+    return token.status(ref["idx"])
+
+
+def regulator_action(http, headers, licence_id, action, **body):
+    body.setdefault("reason", "test")
+    response = http.post(f"/v1/licences/{licence_id}/{action}", json=body, headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def check_online(http, headers, presentation, nonce="platform-nonce-1", audience=PLATFORM_AUDIENCE):
+    return http.post(
+        "/v1/presentations",
+        json={"presentation": presentation, "nonce": nonce, "audience": audience},
+        headers=headers,
+    )
+
+
+# --- challenges and sessions -------------------------------------------------------------
+
+
+def test_holder_challenge_needs_no_token(http, audience):
+    response = http.post("/v1/holder/challenges")
+    assert response.status_code == 201
+    body = response.get_json()
+    assert set(body) == {"nonce", "audience", "expires_at"}
+    assert body["audience"] == audience
+    assert len(base64.urlsafe_b64decode(body["nonce"] + "==")) >= 16
+    expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    assert timedelta(minutes=4) < expires - datetime.now(UTC) <= timedelta(minutes=5)
+
+
+def test_sign_in_gives_a_ten_minute_audience_bound_session(app, http, licensed_holder, audience):
+    holder = licensed_holder()
+    nonce = http.post("/v1/holder/challenges").get_json()["nonce"]
+    response = http.post("/v1/holder/sessions", json={"assertion": holder.sign(nonce, audience)})
+    assert response.status_code == 201
+    body = response.get_json()
+    expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    assert timedelta(minutes=9) < expires - datetime.now(UTC) <= timedelta(minutes=10)
+    parsed = jws.parse_compact(body["session_token"])
+    assert parsed.header["typ"] == "holder-session+jwt" and parsed.header["alg"] == "ES256"
+    assert parsed.payload["aud"] == audience
+    assert parsed.payload["exp"] - parsed.payload["iat"] == 600
+    # No personal data in the token: just a session id.
+    assert set(parsed.payload) == {"iss", "aud", "sid", "iat", "exp"}
+    assert holder.my_number not in json.dumps(parsed.payload)
+    # The nonce is single-use.
+    again = http.post("/v1/holder/sessions", json={"assertion": holder.sign(nonce, audience)})
+    problem(again, 401, "invalid_nonce")
+
+
+def test_verifier_challenge_cannot_sign_a_holder_in(
+    http, licensed_holder, verifier, challenge, audience
+):
+    holder = licensed_holder()
+    nonce = challenge(verifier[1])["nonce"]
+    response = http.post("/v1/holder/sessions", json={"assertion": holder.sign(nonce, audience)})
+    problem(response, 401, "invalid_nonce")
+
+
+def test_holder_nonce_cannot_be_used_for_a_verification(
+    http, licensed_holder, verifier, verify, audience
+):
+    holder = licensed_holder()
+    nonce = http.post("/v1/holder/challenges").get_json()["nonce"]
+    problem(verify(verifier[1], holder.sign(nonce, audience)), 401, "invalid_nonce")
+
+
+def test_sign_in_rejects_bad_assertions(http, licensed_holder, audience, forge):
+    holder = licensed_holder()
+    nonce = http.post("/v1/holder/challenges").get_json()["nonce"]
+    problem(http.post("/v1/holder/sessions", json={"assertion": "a.b"}), 400, "invalid_request")
+    problem(http.post("/v1/holder/sessions", json={}), 400, "invalid_request")
+    wrong_aud = holder.sign(nonce, "urn:someone-else")
+    problem(
+        http.post("/v1/holder/sessions", json={"assertion": wrong_aud}), 401, "invalid_assertion"
+    )
+    # An impostor's key with the holder's certificate.
+    impostor = forge.assertion(
+        forge.key(), [holder.card.certificate, *holder.card.chain], nonce, audience
+    )
+    problem(
+        http.post("/v1/holder/sessions", json={"assertion": impostor}), 401, "invalid_assertion"
+    )
+    # The failures did not burn the nonce.
+    ok = http.post("/v1/holder/sessions", json={"assertion": holder.sign(nonce, audience)})
+    assert ok.status_code == 201
+
+
+def test_unknown_card_gets_no_session(http, issue_card, publish_crl, audience):
+    card = issue_card()  # not registered with the identity platform
+    publish_crl()
+    nonce = http.post("/v1/holder/challenges").get_json()["nonce"]
+    response = http.post(
+        "/v1/holder/sessions", json={"assertion": card.sign(nonce=nonce, audience=audience)}
+    )
+    problem(response, 403, "unknown_holder")
+
+
+def test_revoked_card_gets_no_session(http, licensed_holder, card_authority, publish_crl, audience):
+    holder = licensed_holder()
+    card_authority.revoke(holder.card.serial)
+    publish_crl()
+    nonce = http.post("/v1/holder/challenges").get_json()["nonce"]
+    problem(
+        http.post("/v1/holder/sessions", json={"assertion": holder.sign(nonce, audience)}),
+        403,
+        "card_revoked",
+    )
+
+
+@pytest.mark.parametrize(
+    "path,method", [("/v1/holder/access-log", "get"), ("/v1/holder/credentials", "post")]
+)
+def test_holder_endpoints_refuse_client_tokens_and_junk(http, verifier, path, method, app):
+    call = getattr(http, method)
+    kwargs = {"json": {"profession": "doctor"}} if method == "post" else {}
+    problem(call(path, **kwargs), 401, "unauthenticated")
+    problem(call(path, headers=verifier[1], **kwargs), 401, "unauthenticated")
+    problem(call(path, headers=bearer("x.y.z"), **kwargs), 401, "unauthenticated")
+    with app.app_context():
+        # A receipt (or any other token we signed) is not a session token.
+        other = get_keyring(app).sign(
+            {"sid": "x", "aud": app.config["SERVICE_AUDIENCE"]}, "verification-receipt+jwt"
+        )
+    problem(call(path, headers=bearer(other), **kwargs), 401, "unauthenticated")
+
+
+def test_session_token_expires_after_ten_minutes(http, licensed_holder, sign_in):
+    token = sign_in(licensed_holder())
+    assert http.get("/v1/holder/access-log", headers=bearer(token)).status_code == 200
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=10, seconds=1)):
+        problem(http.get("/v1/holder/access-log", headers=bearer(token)), 401, "unauthenticated")
+
+
+def test_tampered_session_token_is_refused(http, licensed_holder, sign_in):
+    token = sign_in(licensed_holder())
+    header, payload, signature = token.split(".")
+    claims = json.loads(jws.b64url_decode(payload))
+    claims["exp"] += 3600
+    forged = f"{header}.{jws.b64url_encode(json.dumps(claims).encode())}.{signature}"
+    problem(http.get("/v1/holder/access-log", headers=bearer(forged)), 401, "unauthenticated")
+
+
+def test_session_token_is_not_a_client_token(http, licensed_holder, sign_in):
+    token = sign_in(licensed_holder())
+    problem(
+        http.post("/v1/challenges", json={"profession": "doctor"}, headers=bearer(token)),
+        401,
+        "unauthenticated",
+    )
+
+
+# --- access log ------------------------------------------------------------------------
+
+
+def test_access_log_lists_checks_newest_first_with_rejections(
+    http, licensed_holder, sign_in, verifier, other_verifier, challenge, verify, audience
+):
+    holder = licensed_holder("nurse")
+    start = datetime.now(UTC)
+    ok = verify(verifier[1], holder.sign(challenge(verifier[1], "nurse")["nonce"], audience))
+    assert ok.status_code == 200
+    with time_machine.travel(start + timedelta(minutes=1), tick=False):
+        # A rejected attempt with the holder's card: another verifier's nonce.
+        stolen = holder.sign(challenge(verifier[1], "doctor")["nonce"], audience)
+        problem(verify(other_verifier[1], stolen), 401, "invalid_nonce")
+    with time_machine.travel(start + timedelta(minutes=2)):
+        token = sign_in(holder)
+        body = http.get("/v1/holder/access-log", headers=bearer(token)).get_json()
+    assert body["next_cursor"] is None
+    assert [(e["verifier"], e["outcome"], e["profession"]) for e in body["entries"]] == [
+        ("Kameda General Hospital HR", "invalid_nonce", None),
+        ("St Luke's HR", "licensed", "nurse"),
+    ]
+    assert all(e["at"].endswith("Z") for e in body["entries"])
+    assert set(body["entries"][0]) == {"verifier", "at", "profession", "outcome"}
+
+
+def test_access_log_is_paginated(
+    http, licensed_holder, sign_in, verifier, challenge, verify, audience
+):
+    holder = licensed_holder()
+    start = datetime.now(UTC)
+    for minute in range(5):
+        with time_machine.travel(start + timedelta(minutes=minute), tick=False):
+            assert (
+                verify(
+                    verifier[1], holder.sign(challenge(verifier[1])["nonce"], audience)
+                ).status_code
+                == 200
+            )
+    token = sign_in(holder)
+    seen, cursor = [], None
+    for _ in range(5):
+        query = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        body = http.get(
+            "/v1/holder/access-log", query_string=query, headers=bearer(token)
+        ).get_json()
+        seen += [e["at"] for e in body["entries"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 5 and seen == sorted(seen, reverse=True)
+    problem(
+        http.get("/v1/holder/access-log", query_string={"cursor": "!!"}, headers=bearer(token)),
+        400,
+        "invalid_request",
+    )
+    problem(
+        http.get("/v1/holder/access-log", query_string={"limit": 0}, headers=bearer(token)),
+        400,
+        "invalid_request",
+    )
+
+
+def test_one_holder_cannot_read_another_holders_log(
+    http, licensed_holder, sign_in, verifier, challenge, verify, audience
+):
+    alice, bob = licensed_holder(name="Alice"), licensed_holder(name="Bob")
+    assert (
+        verify(verifier[1], alice.sign(challenge(verifier[1])["nonce"], audience)).status_code
+        == 200
+    )
+    bob_token = sign_in(bob)
+    assert http.get("/v1/holder/access-log", headers=bearer(bob_token)).get_json()["entries"] == []
+    # No parameter names a holder: the session alone decides whose log it is.
+    body = http.get(
+        "/v1/holder/access-log", query_string={"holder": alice.my_number}, headers=bearer(bob_token)
+    ).get_json()
+    assert body["entries"] == []
+    alice_token = sign_in(alice)
+    assert (
+        len(http.get("/v1/holder/access-log", headers=bearer(alice_token)).get_json()["entries"])
+        == 1
+    )
+
+
+# --- credentials and status lists ------------------------------------------------------
+
+
+def test_credential_is_an_sd_jwt_vc_bound_to_the_card(
+    app, http, licensed_holder, get_credential, audience
+):
+    holder = licensed_holder()
+    credential = get_credential(holder)
+    parsed = sd_jwt.parse(credential)
+    header = jws.parse_compact(parsed.issuer_jwt).header
+    payload = jws.parse_compact(parsed.issuer_jwt).payload
+    with app.app_context():
+        assert header == {"alg": "ES256", "typ": "dc+sd-jwt", "kid": get_keyring(app).active.kid}
+    assert payload["vct"] == VCT and payload["iss"] == audience
+    assert payload["profession"] == "doctor" and payload["licence_status"] == "active"
+    assert payload["cnf"]["jwk"] == sd_jwt.rsa_public_jwk(holder.card.certificate.public_key())
+    assert 0 < payload["exp"] - payload["iat"] <= 24 * 3600
+    ref = payload["status"]["status_list"]
+    assert ref["uri"].startswith("http") and "/v1/status-lists/" in ref["uri"]
+    assert 0 <= ref["idx"] < 8192
+    # Name and registration year are selectively disclosable, not in clear.
+    raw = json.dumps(payload, ensure_ascii=False)
+    assert "山田" not in raw and "2011" not in raw
+    names = {sd_jwt.parse_disclosure(d).name for d in parsed.disclosures}
+    assert names == {"name", "registered_year"}
+    # No My Number, licence id or registration number anywhere.
+    for licence in holder.licences:
+        assert licence.registration_number not in credential
+        assert licence.id not in credential
+    assert status_of(http, credential, app) == sl.STATUS_VALID
+
+
+def test_credentials_only_for_an_active_licence_of_that_profession(
+    app, http, licensed_holder, sign_in, regulator
+):
+    holder = licensed_holder("nurse")
+    token = sign_in(holder)
+    problem(
+        http.post("/v1/holder/credentials", json={"profession": "doctor"}, headers=bearer(token)),
+        404,
+        "not_licensed",
+    )
+    problem(
+        http.post(
+            "/v1/holder/credentials", json={"profession": "astronaut"}, headers=bearer(token)
+        ),
+        400,
+        "invalid_request",
+    )
+    regulator_action(
+        http,
+        regulator[1],
+        holder.licences[0].id,
+        "suspend",
+        until=(date.today() + timedelta(days=30)).isoformat(),
+    )
+    problem(
+        http.post("/v1/holder/credentials", json={"profession": "nurse"}, headers=bearer(token)),
+        409,
+        "licence_not_active",
+    )
+
+
+def test_status_list_follows_regulator_actions(
+    app, http, licensed_holder, get_credential, regulator
+):
+    holder = licensed_holder()
+    credential = get_credential(holder)
+    licence_id = holder.licences[0].id
+    assert status_of(http, credential, app) == sl.STATUS_VALID
+    regulator_action(
+        http,
+        regulator[1],
+        licence_id,
+        "suspend",
+        until=(date.today() + timedelta(days=30)).isoformat(),
+    )
+    assert status_of(http, credential, app) == sl.STATUS_SUSPENDED
+    regulator_action(http, regulator[1], licence_id, "reinstate")
+    assert status_of(http, credential, app) == sl.STATUS_VALID
+    regulator_action(http, regulator[1], licence_id, "revoke")
+    assert status_of(http, credential, app) == sl.STATUS_INVALID
+
+
+def test_status_list_follows_card_revocation(
+    app, http, licensed_holder, get_credential, card_authority, publish_crl
+):
+    holder = licensed_holder()
+    credential = get_credential(holder)
+    card_authority.report_lost(holder.card.serial)
+    publish_crl()
+    assert status_of(http, credential, app) == sl.STATUS_SUSPENDED
+    card_authority.resume(holder.card.serial)
+    publish_crl()
+    assert status_of(http, credential, app) == sl.STATUS_VALID
+    card_authority.revoke(holder.card.serial)
+    publish_crl()
+    assert status_of(http, credential, app) == sl.STATUS_INVALID
+
+
+def test_status_list_fails_closed_when_the_crl_is_stale(
+    app, http, licensed_holder, get_credential, publish_crl
+):
+    holder = licensed_holder()
+    credential = get_credential(holder)
+    publish_crl(validity=timedelta(hours=1))
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=50)):
+        assert status_of(http, credential, app) == sl.STATUS_VALID
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=1, minutes=5)):
+        # The CRL is past its nextUpdate: unknown, so not valid (but not final).
+        assert status_of(http, credential, app) == sl.STATUS_SUSPENDED
+
+
+def test_status_list_entries_are_independent(app, http, licensed_holder, get_credential, regulator):
+    alice, bob = licensed_holder(name="Alice"), licensed_holder(name="Bob")
+    alice_credential, bob_credential = get_credential(alice), get_credential(bob)
+    regulator_action(http, regulator[1], alice.licences[0].id, "revoke")
+    assert status_of(http, alice_credential, app) == sl.STATUS_INVALID
+    assert status_of(http, bob_credential, app) == sl.STATUS_VALID
+
+
+def test_status_list_token_shape(app, http, licensed_holder, get_credential):
+    credential = get_credential(licensed_holder())
+    ref = jws.parse_compact(sd_jwt.parse(credential).issuer_jwt).payload["status"]["status_list"]
+    response = http.get("/v1/status-lists/" + ref["uri"].rsplit("/", 1)[1])
+    token = response.get_data(as_text=True)
+    parsed = jws.parse_compact(token)
+    assert parsed.header["typ"] == "statuslist+jwt" and parsed.header["alg"] == "ES256"
+    claims = parsed.payload
+    assert claims["sub"] == ref["uri"]
+    assert claims["status_list"]["bits"] == 2
+    assert 0 < claims["ttl"] <= 300 and claims["exp"] > claims["iat"]
+    with app.app_context():
+        assert parsed.header["kid"] in {k["kid"] for k in get_keyring(app).jwks()["keys"]}
+
+
+def test_unknown_status_list_is_404(http):
+    problem(http.get("/v1/status-lists/0123456789abcdef"), 404, "not_found")
+
+
+# --- online presentations --------------------------------------------------------------
+
+
+def test_presentation_checked_online_with_disclosed_claims_only(
+    http, licensed_holder, get_credential, verifier, sign_in
+):
+    holder = licensed_holder(name="佐藤 花子")
+    credential = get_credential(holder)
+    response = check_online(
+        http, verifier[1], present(credential, holder, disclose=["registered_year"])
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["outcome"] == "licensed" and body["profession"] == "doctor"
+    assert body["holder"]["name"] is None  # not disclosed: stays hidden online too
+    assert body["holder"]["subject"]
+    assert body["licence"] == {"status": "active", "registered_year": 2011, "suspended_until": None}
+    assert "佐藤" not in response.get_data(as_text=True)
+    receipt = jws.parse_compact(body["receipt"])
+    assert receipt.header["typ"] == "verification-receipt+jwt"
+    assert receipt.payload["verification_id"] == body["verification_id"]
+    assert receipt.payload["sub"] == body["holder"]["subject"]
+    full = check_online(http, verifier[1], present(credential, holder)).get_json()
+    assert full["holder"]["name"] == "佐藤 花子"
+    # The same pairwise code as a card verification by this verifier would give.
+    assert full["holder"]["subject"] == body["holder"]["subject"]
+    log = http.get("/v1/holder/access-log", headers=bearer(sign_in(holder))).get_json()["entries"]
+    assert [(e["verifier"], e["outcome"], e["profession"]) for e in log] == [
+        ("St Luke's HR", "licensed", "doctor")
+    ] * 2
+
+
+def test_pairwise_subject_differs_per_verifier(
+    http, licensed_holder, get_credential, verifier, other_verifier
+):
+    holder = licensed_holder()
+    credential = get_credential(holder)
+    a = check_online(http, verifier[1], present(credential, holder)).get_json()
+    b = check_online(http, other_verifier[1], present(credential, holder)).get_json()
+    assert a["holder"]["subject"] != b["holder"]["subject"]
+
+
+def test_presentation_without_key_binding_is_rejected_and_logged(
+    http, licensed_holder, get_credential, verifier, sign_in
+):
+    holder = licensed_holder()
+    credential = get_credential(holder)  # a forwarded credential, without the card
+    problem(check_online(http, verifier[1], credential), 401, "invalid_presentation")
+    log = http.get("/v1/holder/access-log", headers=bearer(sign_in(holder))).get_json()["entries"]
+    assert [(e["verifier"], e["outcome"]) for e in log] == [
+        ("St Luke's HR", "invalid_presentation")
+    ]
+
+
+def test_presentation_signed_by_another_card_is_rejected(
+    http, licensed_holder, get_credential, verifier
+):
+    holder, thief = licensed_holder(), licensed_holder()
+    credential = get_credential(holder)
+    forged = present(credential, thief)
+    problem(check_online(http, verifier[1], forged), 401, "invalid_presentation")
+
+
+def test_presentation_for_another_nonce_or_audience_is_rejected(
+    http, licensed_holder, get_credential, verifier
+):
+    holder = licensed_holder()
+    presentation = present(get_credential(holder), holder)
+    problem(
+        check_online(http, verifier[1], presentation, nonce="another"), 401, "invalid_presentation"
+    )
+    problem(
+        check_online(http, verifier[1], presentation, audience="https://evil.example"),
+        401,
+        "invalid_presentation",
+    )
+    assert check_online(http, verifier[1], presentation).status_code == 200
+
+
+def test_expired_credential_is_rejected(
+    http, licensed_holder, get_credential, verifier, publish_crl
+):
+    holder = licensed_holder()
+    credential = get_credential(holder)
+    later = datetime.now(UTC) + timedelta(hours=25)
+    with time_machine.travel(later):
+        publish_crl()
+        presentation = present(credential, holder, issued_at=int(later.timestamp()))
+        problem(check_online(http, verifier[1], presentation), 401, "invalid_presentation")
+
+
+def test_tampered_presentation_is_rejected(http, licensed_holder, get_credential, verifier):
+    holder = licensed_holder()
+    credential = get_credential(holder)
+    presentation = present(credential, holder, disclose=["registered_year"])
+    parsed = sd_jwt.parse(presentation)
+    forged_name = sd_jwt.make_disclosure("name", "Dr. Impostor").encoded
+    tampered = parsed.sd_jwt + forged_name + "~" + parsed.key_binding_jwt
+    problem(check_online(http, verifier[1], tampered), 401, "invalid_presentation")
+    problem(check_online(http, verifier[1], "not an sd-jwt"), 400, "invalid_request")
+
+
+def test_presentations_need_the_verifier_role(http, licensed_holder, get_credential, regulator):
+    holder = licensed_holder()
+    presentation = present(get_credential(holder), holder)
+    problem(check_online(http, regulator[1], presentation), 403, "forbidden")
+    problem(check_online(http, {}, presentation), 401, "unauthenticated")
+
+
+def test_presentation_reports_live_status(
+    http, licensed_holder, get_credential, verifier, regulator, card_authority, publish_crl
+):
+    holder = licensed_holder()
+    credential = get_credential(holder)
+    regulator_action(http, regulator[1], holder.licences[0].id, "suspend", until="2099-12-31")
+    body = check_online(http, verifier[1], present(credential, holder)).get_json()
+    assert body["outcome"] == "suspended" and body["licence"]["suspended_until"] == "2099-12-31"
+    regulator_action(http, regulator[1], holder.licences[0].id, "revoke")
+    body = check_online(http, verifier[1], present(credential, holder)).get_json()
+    assert body["outcome"] == "revoked" and body["licence"]["status"] == "revoked"
+    card_authority.revoke(holder.card.serial)
+    publish_crl()
+    problem(check_online(http, verifier[1], present(credential, holder)), 403, "card_revoked")
+
+
+# --- rate limits ----------------------------------------------------------------------
+
+
+def test_public_holder_endpoints_are_rate_limited_per_address(app, http):
+    app.config["HOLDER_RATE_LIMIT_CHALLENGES"] = "2 per minute"
+    a = {"REMOTE_ADDR": "192.0.2.10"}
+    b = {"REMOTE_ADDR": "192.0.2.11"}
+    assert http.post("/v1/holder/challenges", environ_base=a).status_code == 201
+    assert http.post("/v1/holder/challenges", environ_base=a).status_code == 201
+    limited = http.post("/v1/holder/challenges", environ_base=a)
+    problem(limited, 429, "rate_limited")
+    assert limited.headers["Retry-After"]
+    assert http.post("/v1/holder/challenges", environ_base=b).status_code == 201
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=1, seconds=1)):
+        assert http.post("/v1/holder/challenges", environ_base=a).status_code == 201
+
+
+def test_sign_in_is_rate_limited_before_parsing(app, http):
+    app.config["HOLDER_RATE_LIMIT_SESSIONS"] = "1 per minute"
+    problem(http.post("/v1/holder/sessions", json={}), 400, "invalid_request")
+    problem(http.post("/v1/holder/sessions", json={}), 429, "rate_limited")
+
+
+def test_status_lists_are_rate_limited(app, http):
+    app.config["HOLDER_RATE_LIMIT_STATUS_LISTS"] = "1 per minute"
+    problem(http.get("/v1/status-lists/abc"), 404, "not_found")
+    problem(http.get("/v1/status-lists/abc"), 429, "rate_limited")

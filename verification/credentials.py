@@ -1,0 +1,415 @@
+"""Portable licence credentials (SD-JWT VC) and their Token Status Lists.
+
+Issuance (``issue_credential``): for a signed-in holder's current, active licence of one
+profession, bound to the card they signed in with (``cnf.jwk``), with an entry in a
+Token Status List picked at random (so the index says nothing about issuance order),
+for at most 24 hours and never past the card certificate's notAfter.
+
+Status (``entry_status``/``build_status_list``): derived at request time, never stored.
+An entry is INVALID when the licence is revoked or erased (or gone) or the card is
+revoked; SUSPENDED when the licence is suspended, the card is on hold (reported lost),
+or the card's revocation state cannot be established (no CRL or a stale one: fail
+closed, but reversibly); VALID otherwise. So every regulator action and every CRL shows
+in the very next status list, with nothing to keep in sync.
+
+Online check (``check_presentation``): ``POST /v1/presentations`` for platforms that
+do not implement SD-JWT: the same checks an offline verifier does, then the live status,
+with the privacy rules of a verification (only what the holder disclosed, the calling
+verifier's own pairwise code), a receipt, and an access record for the holder.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from flask import Flask, current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.db import utcnow
+from core.errors import InvalidRequest, NotFound, ServiceError
+from core.signing import get_keyring
+from verification import sd_jwt
+from verification import status_list as sl
+from verification.errors import CardRevoked, CardSuspended, RevocationUnavailable
+from verification.holder_models import HolderCredential, HolderStatusList
+
+log = logging.getLogger("licence_service.holder")
+
+VCT = "urn:licence-verification:vct:professional-licence:1"
+CREDENTIAL_LIFETIME = timedelta(hours=24)  # upper bound; HOLDER_CREDENTIAL_LIFETIME may lower it
+STATUS_LIST_SIZE = 8192  # entries (2 KiB raw at 2 bits)
+STATUS_LIST_FILL = 0.5  # open a new list when half full: random picks stay cheap
+STATUS_LIST_TOKEN_LIFETIME = 600  # seconds; the token's exp
+STATUS_LIST_TTL = 60  # seconds a relying party may cache the list
+STATUS_LIST_PATH = "/v1/status-lists/"
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+_ALLOCATION_ATTEMPTS = 8
+KEY_BINDING_MAX_AGE = 300  # seconds: a presentation is checked within 5 minutes of its KB-JWT
+MAX_NONCE_CHARS = 512
+MAX_AUDIENCE_CHARS = 512
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+class NotLicensed(ServiceError):
+    status, code, title = 404, "not_licensed", "Not licensed"
+    default_detail = "You hold no licence for this profession."
+
+
+class LicenceNotActive(ServiceError):
+    status, code, title = 409, "licence_not_active", "Licence not active"
+    default_detail = "Credentials are issued only for an active licence."
+
+
+class InvalidPresentation(ServiceError):
+    status, code, title = 401, "invalid_presentation", "Invalid presentation"
+    default_detail = "The presentation is not acceptable."
+
+
+_PRESENTATION_DETAILS = {
+    "issuer_signature": "The credential was not issued by this service.",
+    "claims": "The credential's claims are not acceptable.",
+    "expired": "The credential has expired.",
+    "disclosure": "A disclosure does not belong to the credential or is repeated.",
+    "key_binding_missing": "The presentation has no key-binding JWT.",
+    "key_binding": "The key-binding JWT is not signed by the credential's card or is malformed.",
+    "nonce": "The key-binding JWT is for another nonce.",
+    "audience": "The key-binding JWT is for another audience.",
+    "stale": "The key-binding JWT is too old.",
+    "unknown_credential": "The credential is not known to this service.",
+}
+
+
+# --- configuration --------------------------------------------------------------------
+
+
+def issuer_id(app: Flask | None = None) -> str:
+    """``iss`` of our credentials: the service's identifier (as in receipts)."""
+    return (app or current_app).config["SERVICE_AUDIENCE"]
+
+
+def public_base_url(app: Flask | None = None) -> str:
+    """Where relying parties reach this service (status list URIs are absolute).
+
+    ``PUBLIC_BASE_URL`` (config or environment); never taken from the request's Host.
+    """
+    config = (app or current_app).config
+    value = config.get("PUBLIC_BASE_URL") or os.environ.get("PUBLIC_BASE_URL")
+    return (value or DEFAULT_PUBLIC_BASE_URL).rstrip("/")
+
+
+def credential_lifetime(app: Flask | None = None) -> timedelta:
+    seconds = (app or current_app).config.get("HOLDER_CREDENTIAL_LIFETIME")
+    lifetime = timedelta(seconds=int(seconds)) if seconds else CREDENTIAL_LIFETIME
+    return min(lifetime, CREDENTIAL_LIFETIME)
+
+
+def status_list_uri(list_id: str, app: Flask | None = None) -> str:
+    return f"{public_base_url(app)}{STATUS_LIST_PATH}{list_id}"
+
+
+def list_id_from_uri(uri: str, app: Flask | None = None) -> str | None:
+    """The list id when ``uri`` is one of our status list URIs, else None."""
+    prefix = f"{public_base_url(app)}{STATUS_LIST_PATH}"
+    if not uri.startswith(prefix):
+        return None
+    list_id = uri[len(prefix) :]
+    if not list_id or not list_id.isalnum() or not list_id.isascii() or len(list_id) > 32:
+        return None
+    return list_id
+
+
+# --- card chains ----------------------------------------------------------------------
+
+
+def encode_chain(chain: Sequence[x509.Certificate]) -> list[str]:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return [base64.b64encode(cert.public_bytes(Encoding.DER)).decode("ascii") for cert in chain]
+
+
+def decode_chain(encoded: Iterable[str]) -> list[x509.Certificate]:
+    return [x509.load_der_x509_certificate(base64.b64decode(item)) for item in encoded]
+
+
+def card_status(
+    session: Session, chain: Sequence[x509.Certificate], now: datetime, app: Flask
+) -> int:
+    """The card's contribution to an entry: valid, invalid (revoked) or suspended."""
+    from verification.revocation import check_chain
+
+    try:
+        check_chain(session, chain, now, app)
+    except CardRevoked:
+        return sl.STATUS_INVALID
+    except CardSuspended:
+        return sl.STATUS_SUSPENDED
+    except RevocationUnavailable:
+        return sl.STATUS_SUSPENDED  # unknown: not valid, but not final either
+    if chain[0].not_valid_after_utc <= now:
+        return sl.STATUS_INVALID
+    return sl.STATUS_VALID
+
+
+# --- licences -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LicenceState:
+    licence_id: str
+    status: str  # active | suspended | revoked | erased
+    suspended_until: date | None
+
+
+def licence_states(session: Session, licence_ids: Iterable[str]) -> dict[str, LicenceState]:
+    """Effective status of each licence, as of now (one query, read-only)."""
+    from licensing.models import Licence
+    from licensing.service import effective_status, effective_suspended_until, today
+
+    ids = sorted(set(licence_ids))
+    if not ids:
+        return {}
+    day = today()
+    rows = session.execute(
+        select(Licence.id, Licence.status, Licence.suspended_until).where(Licence.id.in_(ids))
+    ).all()
+    return {
+        row.id: LicenceState(
+            row.id, effective_status(row, day), effective_suspended_until(row, day)
+        )
+        for row in rows
+    }
+
+
+_LICENCE_STATUS = {"active": sl.STATUS_VALID, "suspended": sl.STATUS_SUSPENDED}
+
+
+def combine(licence: LicenceState | None, card: int) -> int:
+    licence_value = _LICENCE_STATUS.get(licence.status, sl.STATUS_INVALID) if licence else 1
+    if sl.STATUS_INVALID in (licence_value, card):
+        return sl.STATUS_INVALID
+    if sl.STATUS_SUSPENDED in (licence_value, card):
+        return sl.STATUS_SUSPENDED
+    return sl.STATUS_VALID
+
+
+# --- status lists ---------------------------------------------------------------------
+
+
+def _open_list(session: Session, now: datetime) -> HolderStatusList:
+    current = session.scalars(
+        select(HolderStatusList).order_by(HolderStatusList.created_at.desc()).limit(1)
+    ).first()
+    if current is not None:
+        used = session.scalar(
+            select(func.count())
+            .select_from(HolderCredential)
+            .where(HolderCredential.status_list_id == current.id)
+        )
+        if (used or 0) < current.size * STATUS_LIST_FILL:
+            return current
+    created = HolderStatusList(id=secrets.token_hex(8), size=STATUS_LIST_SIZE, created_at=now)
+    session.add(created)
+    session.flush()
+    return created
+
+
+def build_status_list(
+    session: Session, list_id: str, now: datetime | None = None, app: Flask | None = None
+) -> str:
+    """The signed Status List Token for ``list_id``, as of now. 404 for an unknown list."""
+    application = app or current_app
+    at = now or utcnow()
+    record = session.get(HolderStatusList, list_id)
+    if record is None:
+        raise NotFound("No such status list.")
+    credentials = session.scalars(
+        select(HolderCredential).where(
+            HolderCredential.status_list_id == list_id,
+            HolderCredential.expires_at > at - timedelta(minutes=5),
+        )
+    ).all()
+    states = licence_states(session, (c.licence_id for c in credentials))
+    statuses = sl.StatusList(record.size)
+    card_cache: dict[tuple[str, ...], int] = {}
+    for credential in credentials:
+        key = tuple(credential.card_chain)
+        if key not in card_cache:
+            card_cache[key] = card_status(session, decode_chain(key), at, application)
+        statuses[credential.idx] = combine(states.get(credential.licence_id), card_cache[key])
+    issued_at = int(at.timestamp())
+    claims = sl.status_list_claims(
+        uri=status_list_uri(list_id, application),
+        status_list=statuses,
+        issued_at=issued_at,
+        expires_at=issued_at + STATUS_LIST_TOKEN_LIFETIME,
+        ttl=int(application.config.get("STATUS_LIST_TTL") or STATUS_LIST_TTL),
+        issuer=issuer_id(application),
+    )
+    return get_keyring(application).sign(claims, sl.TOKEN_TYPE)
+
+
+# --- issuance -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    credential: str
+    credential_id: str
+    expires_at: datetime
+
+
+def issue_credential(
+    session: Session,
+    *,
+    holder_code: str,
+    card_chain: Sequence[str],
+    profession: str,
+    now: datetime | None = None,
+    app: Flask | None = None,
+) -> IssuedCredential:
+    """Issues an SD-JWT VC for the holder's active licence of ``profession``; one commit."""
+    from licensing.service import licence_for_holder
+
+    application = app or current_app
+    at = now or utcnow()
+    licence = licence_for_holder(session, holder_code, profession)
+    if licence is None:
+        raise NotLicensed()
+    if licence.status != "active":
+        raise LicenceNotActive()
+    chain = decode_chain(card_chain)
+    # The card must be usable right now (raises card_revoked/card_suspended/503).
+    from verification.revocation import check_chain
+
+    check_chain(session, chain, at, application)
+    leaf = chain[0]
+    expires_at = min(at + credential_lifetime(application), leaf.not_valid_after_utc)
+    if expires_at <= at:
+        raise CardRevoked("The card certificate has expired.")
+
+    credential_id = secrets.token_hex(16)
+    for _attempt in range(_ALLOCATION_ATTEMPTS):
+        status_list = _open_list(session, at)
+        idx = secrets.randbelow(status_list.size)
+        session.add(
+            HolderCredential(
+                id=credential_id,
+                status_list_id=status_list.id,
+                idx=idx,
+                holder_code=holder_code,
+                licence_id=licence.licence_id,
+                profession=profession,
+                card_chain=list(card_chain),
+                issued_at=at,
+                expires_at=expires_at,
+            )
+        )
+        try:
+            session.commit()
+            break
+        except IntegrityError:
+            session.rollback()  # that index was taken meanwhile: pick another
+    else:
+        raise ServiceError("Could not allocate a status list entry.")
+
+    keyring = get_keyring(application)
+    claims = {
+        "iss": issuer_id(application),
+        "iat": int(at.timestamp()),
+        "exp": int(expires_at.timestamp()),
+        "vct": VCT,
+        "profession": profession,
+        "licence_status": "active",
+        "cnf": {"jwk": sd_jwt.rsa_public_jwk(leaf.public_key())},
+        "status": {
+            "status_list": {"idx": idx, "uri": status_list_uri(status_list.id, application)}
+        },
+    }
+    disclosable = {"name": licence.name, "registered_year": licence.registered_year}
+    token = sd_jwt.issue(
+        claims, disclosable, private_key=keyring.active.private_key, kid=keyring.active.kid
+    )
+    return IssuedCredential(token, credential_id, expires_at)
+
+
+# --- online presentation check ----------------------------------------------------------
+
+
+def issuer_key_for_kid(app: Flask):
+    keyring = get_keyring(app)
+
+    def lookup(kid: str) -> Any | None:
+        key = keyring.key(kid)
+        return key.public_key if key is not None else None
+
+    return lookup
+
+
+def verify_presentation(
+    presentation: Any,
+    *,
+    nonce: str,
+    audience: str,
+    now: datetime,
+    app: Flask,
+) -> sd_jwt.VerifiedPresentation:
+    """The offline checks, against our own keys; raises ``sd_jwt.SdJwtError``."""
+    return sd_jwt.verify_presentation(
+        presentation,
+        issuer_key_for_kid=issuer_key_for_kid(app),
+        expected_issuer=issuer_id(app),
+        expected_vct=VCT,
+        nonce=nonce,
+        audience=audience,
+        now=int(now.timestamp()),
+        max_key_binding_age=KEY_BINDING_MAX_AGE,
+    )
+
+
+def find_credential(
+    session: Session, issuer_claims: dict[str, Any], app: Flask
+) -> HolderCredential | None:
+    """The credential record for verified issuer claims (via its status list entry)."""
+    try:
+        ref = issuer_claims["status"]["status_list"]
+        list_id = list_id_from_uri(ref["uri"], app)
+        idx = ref["idx"]
+    except (KeyError, TypeError):
+        return None
+    if list_id is None or not isinstance(idx, int) or isinstance(idx, bool):
+        return None
+    credential = session.scalar(
+        select(HolderCredential).where(
+            HolderCredential.status_list_id == list_id, HolderCredential.idx == idx
+        )
+    )
+    if credential is None or credential.profession != issuer_claims.get("profession"):
+        return None
+    if int(credential.expires_at.timestamp()) != issuer_claims.get("exp"):
+        return None
+    return credential
+
+
+def presentation_error(error: sd_jwt.SdJwtError) -> ServiceError:
+    if error.reason == "malformed":
+        return InvalidRequest("The presentation is not a well-formed SD-JWT.")
+    return InvalidPresentation(_PRESENTATION_DETAILS.get(error.reason))
+
+
+def check_request_fields(nonce: Any, audience: Any) -> None:
+    if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_CHARS:
+        raise InvalidRequest("The nonce must be 1 to 512 characters.")
+    if not isinstance(audience, str) or not 0 < len(audience) <= MAX_AUDIENCE_CHARS:
+        raise InvalidRequest("The audience must be 1 to 512 characters.")

@@ -1,0 +1,146 @@
+"""``POST /v1/presentations``: a platform hands us a holder's SD-JWT VC presentation
+(with the nonce and audience its key-binding JWT must carry) and gets the live status.
+
+Same checks as an offline verifier (``verification.sd_jwt``), then the licence's status
+now and the card's revocation state now, answered like a verification: the outcome, the
+calling verifier's own pairwise code for the holder, only the claims the holder chose
+to disclose (an undisclosed name stays hidden here too), a signed receipt, and an
+access record in the holder's log. A presentation whose issuer signature verified but
+that is otherwise rejected (no key binding: a forwarded credential; wrong nonce or
+audience: a replay) is recorded in the holder's log as a rejected attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy.orm import Session
+
+from core.db import utcnow
+from core.signing import get_keyring
+from verification import credentials as creds
+from verification import sd_jwt
+from verification.errors import VerificationError
+from verification.holder_models import HolderCredential
+from verification.models import AccessRecord
+from verification.pipeline import RECEIPT_TYPE, VerificationResult, Verifier
+
+log = logging.getLogger("licence_service.holder")
+
+_OUTCOME_BY_STATUS = {"active": "licensed", "suspended": "suspended", "revoked": "revoked"}
+
+
+def _record(
+    session: Session,
+    credential: HolderCredential,
+    verifier: Verifier,
+    at: datetime,
+    outcome: str,
+    verification_id: str | None = None,
+) -> None:
+    session.add(
+        AccessRecord(
+            id=secrets.token_hex(16),
+            holder_code=credential.holder_code,
+            verifier_client_id=verifier.client_id,
+            verifier_name=verifier.name,
+            at=at,
+            profession=credential.profession,
+            outcome=outcome,
+            verification_id=verification_id,
+        )
+    )
+
+
+def _record_rejection(
+    session: Session, credential: HolderCredential, verifier: Verifier, at: datetime, code: str
+) -> None:
+    """Best effort, in its own transaction; never changes the response."""
+    try:
+        _record(session, credential, verifier, at, code)
+        session.commit()
+    except Exception as failure:  # noqa: BLE001 - the rejection itself must still be returned
+        session.rollback()
+        log.warning(
+            "could not record a rejected presentation",
+            extra={"error_class": type(failure).__name__},
+        )
+
+
+def check_presentation(
+    session: Session,
+    *,
+    presentation: Any,
+    nonce: Any,
+    audience: Any,
+    verifier: Verifier,
+    now: datetime | None = None,
+    app: Flask | None = None,
+) -> VerificationResult:
+    from identity import LICENSING_AGENCY, get_identity_platform, verifier_agency
+    from verification.revocation import check_chain
+
+    application = app or current_app
+    at = now or utcnow()
+    creds.check_request_fields(nonce, audience)
+    try:
+        verified = creds.verify_presentation(
+            presentation, nonce=nonce, audience=audience, now=at, app=application
+        )
+    except sd_jwt.SdJwtError as error:
+        if error.issuer_claims is not None:
+            credential = creds.find_credential(session, error.issuer_claims, application)
+            if credential is not None:
+                _record_rejection(session, credential, verifier, at, creds.InvalidPresentation.code)
+        raise creds.presentation_error(error) from None
+
+    credential = creds.find_credential(session, verified.issuer_claims, application)
+    if credential is None:
+        raise creds.InvalidPresentation(creds._PRESENTATION_DETAILS["unknown_credential"])
+    chain = creds.decode_chain(credential.card_chain)
+    if sd_jwt.rsa_public_jwk(chain[0].public_key()) != verified.issuer_claims["cnf"]["jwk"]:
+        raise creds.InvalidPresentation(creds._PRESENTATION_DETAILS["claims"])
+    try:
+        check_chain(session, chain, at, application)
+    except VerificationError as error:
+        session.rollback()
+        _record_rejection(session, credential, verifier, at, error.code)
+        raise
+
+    state = creds.licence_states(session, [credential.licence_id]).get(credential.licence_id)
+    outcome = _OUTCOME_BY_STATUS.get(state.status, "not_licensed") if state else "not_licensed"
+    holder: dict[str, Any] | None = None
+    licence: dict[str, Any] | None = None
+    subject: str | None = None
+    if outcome != "not_licensed":
+        subject = get_identity_platform().translate(
+            credential.holder_code, LICENSING_AGENCY, verifier_agency(verifier.client_id)
+        )
+        # Only what the holder disclosed in this presentation; nothing else is revealed.
+        holder = {"name": verified.disclosed.get("name"), "subject": subject}
+        licence = {
+            "status": state.status,
+            "registered_year": verified.disclosed.get("registered_year"),
+            "suspended_until": state.suspended_until.isoformat() if state.suspended_until else None,
+        }
+    verification_id = secrets.token_hex(16)
+    claims: dict[str, Any] = {
+        "iss": application.config["SERVICE_AUDIENCE"],
+        "verification_id": verification_id,
+        "verifier": verifier.client_id,
+        "profession": credential.profession,
+        "outcome": outcome,
+        "iat": int(at.timestamp()),
+    }
+    if subject is not None:
+        claims["sub"] = subject
+    receipt = get_keyring(application).sign(claims, RECEIPT_TYPE)
+    _record(session, credential, verifier, at, outcome, verification_id)
+    session.commit()
+    return VerificationResult(
+        verification_id, outcome, credential.profession, holder, licence, at, receipt
+    )
