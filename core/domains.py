@@ -23,11 +23,13 @@ def upgrade_command() -> None:
 
 def register(app: APIFlask) -> None:
     import clients
+    import identity
     import licensing
     import seed
     import verification
 
     app.register_blueprint(health_bp)
     app.cli.add_command(db_cli)
-    for domain in (clients, licensing, verification, seed):
+    # identity first: licensing, verification and seed use the identity platform.
+    for domain in (clients, identity, licensing, verification, seed):
         domain.init_app(app)

@@ -19,10 +19,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from core import db
+from seed.identity_platform import store as identity_store
 
 # Each store: (name, alembic config for a URL). Stores outside the licensing database
 # (the embedded identity platform) add themselves here.
-STORES: list[tuple[str, Callable[[str], AlembicConfig]]] = [("licensing", db.alembic_config)]
+STORES: list[tuple[str, Callable[[str], AlembicConfig]]] = [
+    ("licensing", db.alembic_config),
+    ("identity platform (embedded)", identity_store.alembic_config),
+]
 
 
 @contextmanager

@@ -1,0 +1,61 @@
+"""``flask --app app identity-platform rotate-keys|status|new-key`` (embedded platform)."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+
+from core import db
+from core.cli import ServiceGroup
+from identity import get_identity_platform
+from identity.errors import IdentityKeyError
+from seed.identity_platform.keys import ENV_VAR, new_master_key
+from seed.identity_platform.platform import EmbeddedIdentityPlatform
+from seed.identity_platform.rotation import rotate_keys
+
+identity_platform_cli = ServiceGroup(
+    "identity-platform", help="The embedded identity platform (development stand-in)."
+)
+
+
+def _embedded() -> EmbeddedIdentityPlatform:
+    platform = get_identity_platform()
+    if not isinstance(platform, EmbeddedIdentityPlatform):
+        raise IdentityKeyError("Only the embedded identity platform is managed here.")
+    return platform
+
+
+@identity_platform_cli.command("rotate-keys")
+def rotate_keys_command() -> None:
+    """Add a master key version and re-key the store and every stored licensing code."""
+    platform = _embedded()
+    db.import_models()
+    report = rotate_keys(db.get_session(), platform, db.Base.metadata)
+    click.echo(
+        f"master key version {report.from_version} -> {report.to_version} "
+        f"({platform.key_source.description})"
+    )
+    click.echo(f"persons re-encrypted: {report.persons}")
+    if not report.licensing_codes:
+        click.echo("licensing codes re-keyed: none (no column is marked as a licensing code)")
+    for column, count in report.licensing_codes.items():
+        click.echo(f"licensing codes re-keyed in {column}: {count}")
+
+
+@identity_platform_cli.command("status")
+def status_command() -> None:
+    """Key version in force, key source and store size (no personal data)."""
+    platform = _embedded()
+    counts = platform.counts()
+    click.echo(f"store: {current_app.config['IDENTITY_DATABASE_URL']}")
+    click.echo(f"keys: {platform.key_source.description}")
+    click.echo(f"key versions known: {', '.join(map(str, platform.crypto.versions()))}")
+    click.echo(f"key version in force: {platform.current_key_version()}")
+    click.echo(f"persons: {counts['persons']}, certificates: {counts['certificates']}")
+
+
+@identity_platform_cli.command("new-key")
+def new_key_command() -> None:
+    """Print a fresh master key, for deployments that keep keys in IDENTITY_MASTER_KEY."""
+    click.echo(f"append to {ENV_VAR} as '<next version>:<key>':", err=True)
+    click.echo(new_master_key())
