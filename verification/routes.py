@@ -17,6 +17,23 @@ from verification.revocation import MAX_CRL_BYTES, import_crl
 bp = APIBlueprint("verification", __name__, tag="Verification")
 CRL_MEDIA_TYPE = "application/pkix-crl"
 
+
+def raw_request_body(content_type: str, description: str):
+    """Documents a non-JSON request body (apiflask's ``input`` knows JSON and forms only).
+
+    Place it directly above the view function: apiflask reads ``view._spec`` and the auth
+    wrapper copies it (``functools.wraps``).
+    """
+
+    def decorate(view):
+        spec = view.__dict__.setdefault("_spec", {})
+        spec["body"] = {"type": "string", "format": "binary", "description": description}
+        spec["content_type"] = content_type
+        return view
+
+    return decorate
+
+
 _VERIFY_ERRORS = {
     400: "invalid_request: body not JSON, missing fields, not a compact JWS",
     401: "unauthenticated, invalid_assertion, untrusted_certificate or invalid_nonce",
@@ -92,6 +109,7 @@ def post_verification(body):
         422: "invalid_crl: signature, issuer, cRLSign, delta, stale or lower CRLNumber",
     },
 )
+@raw_request_body(CRL_MEDIA_TYPE, "A full CRL, DER encoded.")
 def put_crl():
     if request.mimetype != CRL_MEDIA_TYPE:
         raise UnsupportedMediaType("The body must be a DER CRL (application/pkix-crl).")
