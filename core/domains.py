@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 
 from core import db
 from core.health import health_bp
+from core.signing import signing_cli
 
 db_cli = AppGroup("db", help="Licensing database schema (Alembic).")
 
@@ -30,6 +31,7 @@ def register(app: APIFlask) -> None:
 
     app.register_blueprint(health_bp)
     app.cli.add_command(db_cli)
+    app.cli.add_command(signing_cli)
     # identity first: licensing, verification and seed use the identity platform.
     for domain in (clients, identity, licensing, verification, seed):
         domain.init_app(app)

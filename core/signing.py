@@ -10,6 +10,15 @@ published in the JWKS (``/.well-known/jwks.json``). Rotation is a matter of buil
 the ring from more files: publish the next key before it becomes active, keep retired
 keys published until every token they signed has expired. ``load_keyring`` is the one
 place that decides which files make up the ring.
+
+Rotation (``rotate_signing_key``, ``flask signing rotate``): the active key's *public*
+part is written to the retired-keys folder (``SIGNING_RETIRED_KEYS_DIR``, default
+``retired-signing-keys/`` beside the key file) with a ``publish_until`` of now plus
+``SIGNING_KEY_RETENTION`` seconds (default 25 hours: the longest-lived token signed is a
+24-hour credential), then a new key atomically replaces the key file. The retired
+private key is discarded: it never signs again. A retired key stays in the JWKS and
+keeps verifying our own tokens until ``publish_until``, then drops out on its own.
+Every worker notices a rotation on its next use (the files' stat changes).
 """
 
 from __future__ import annotations
@@ -21,19 +30,27 @@ import secrets
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import click
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, current_app
 
 from core import jws
+from core.cli import ServiceGroup
+from core.db import utcnow
 
 ALGORITHM: jws.Algorithm = "ES256"
 _CURVE_BYTES = 32  # P-256 coordinates
 _EXTENSION_KEY = "signing_keyring"
 _LOCK = threading.Lock()
+#: How long a retired key stays published: the longest token lifetime (a 24-hour
+#: credential) plus an hour of margin for clocks and caches.
+DEFAULT_RETENTION = timedelta(hours=25)
+RETIRED_DIR_NAME = "retired-signing-keys"
 
 
 class SigningKeyError(Exception):
@@ -84,21 +101,68 @@ class SigningKey:
         }
 
 
-class KeyRing:
-    """The active signing key and every key published for verification."""
+@dataclass(frozen=True)
+class VerificationKey:
+    """A retired key: public part only, published (and trusted) until ``publish_until``."""
 
-    def __init__(self, active: SigningKey, published: Iterable[SigningKey] = ()) -> None:
-        keys = {active.kid: active}
+    public_key: ec.EllipticCurvePublicKey
+    kid: str
+    publish_until: datetime
+    algorithm: jws.Algorithm = ALGORITHM
+
+    @classmethod
+    def from_jwk(cls, public_jwk: Mapping[str, Any], publish_until: datetime) -> VerificationKey:
+        try:
+            if public_jwk["kty"] != "EC" or public_jwk["crv"] != "P-256":
+                raise ValueError
+            x = int.from_bytes(jws.b64url_decode(public_jwk["x"]), "big")
+            y = int.from_bytes(jws.b64url_decode(public_jwk["y"]), "big")
+            public_key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+        except (KeyError, TypeError, ValueError, jws.JwsError):
+            raise SigningKeyError("a retired key record is not an EC P-256 public key") from None
+        return cls(public_key, jwk_thumbprint(_ec_public_jwk(public_key)), publish_until)
+
+    def public_jwk(self) -> dict[str, str]:
+        return {
+            **_ec_public_jwk(self.public_key),
+            "kid": self.kid,
+            "use": "sig",
+            "alg": self.algorithm,
+        }
+
+
+class KeyRing:
+    """The active signing key and every key published for verification.
+
+    Retired keys (``VerificationKey``) count only until their ``publish_until``, checked
+    at each call, so they leave the JWKS and stop verifying without a reload.
+    """
+
+    def __init__(
+        self, active: SigningKey, published: Iterable[SigningKey | VerificationKey] = ()
+    ) -> None:
+        keys: dict[str, SigningKey | VerificationKey] = {active.kid: active}
         for key in published:
             keys.setdefault(key.kid, key)
         self.active = active
         self._keys = keys
 
-    def key(self, kid: str) -> SigningKey | None:
-        return self._keys.get(kid)
+    def _live(self, now: datetime | None) -> list[SigningKey | VerificationKey]:
+        at = now or utcnow()
+        return [
+            key
+            for key in self._keys.values()
+            if not isinstance(key, VerificationKey) or key.publish_until > at
+        ]
 
-    def jwks(self) -> dict[str, list[dict[str, str]]]:
-        return {"keys": [key.public_jwk() for key in self._keys.values()]}
+    def key(self, kid: str, now: datetime | None = None) -> SigningKey | VerificationKey | None:
+        key = self._keys.get(kid)
+        if isinstance(key, VerificationKey) and key.publish_until <= (now or utcnow()):
+            return None
+        return key
+
+    def jwks(self, now: datetime | None = None) -> dict[str, list[dict[str, str]]]:
+        return {"keys": [key.public_jwk() for key in self._live(now)]}
 
     def sign(self, claims: Mapping[str, Any], typ: str) -> str:
         """Compact ES256 JWS with ``typ`` and the active key's ``kid`` in the header."""
@@ -161,19 +225,162 @@ def load_or_create_key(path: str | os.PathLike[str]) -> SigningKey:
     return SigningKey.from_private_key(private_key)
 
 
+def retired_keys_dir(config: Mapping[str, Any]) -> Path:
+    configured = config.get("SIGNING_RETIRED_KEYS_DIR")
+    if configured:
+        return Path(configured)
+    return Path(config["SIGNING_KEY_FILE"]).parent / RETIRED_DIR_NAME
+
+
+def retention(config: Mapping[str, Any]) -> timedelta:
+    seconds = config.get("SIGNING_KEY_RETENTION")
+    return timedelta(seconds=int(seconds)) if seconds else DEFAULT_RETENTION
+
+
+def load_retired_keys(config: Mapping[str, Any]) -> list[VerificationKey]:
+    """Every retired key record (expired ones too; the ring filters them by time)."""
+    folder = retired_keys_dir(config)
+    if not folder.is_dir():
+        return []
+    keys = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            until = datetime.fromisoformat(record["publish_until"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise SigningKeyError("a retired key record cannot be read") from None
+        if until.tzinfo is None:
+            raise SigningKeyError("a retired key record has no time zone")
+        key = VerificationKey.from_jwk(record.get("jwk") or {}, until)
+        if key.kid != record.get("kid"):
+            raise SigningKeyError("a retired key record's kid does not match its key")
+        keys.append(key)
+    return keys
+
+
 def load_keyring(config: Mapping[str, Any]) -> KeyRing:
-    """The ring for this configuration: today one key, from ``SIGNING_KEY_FILE``."""
-    return KeyRing(load_or_create_key(config["SIGNING_KEY_FILE"]))
+    """The ring for this configuration: the active key from ``SIGNING_KEY_FILE`` and the
+    retired keys of ``retired_keys_dir``."""
+    return KeyRing(load_or_create_key(config["SIGNING_KEY_FILE"]), load_retired_keys(config))
+
+
+def _atomic_write(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    retired_kid: str
+    active_kid: str
+    publish_until: datetime
+
+
+def rotate_signing_key(config: Mapping[str, Any], *, now: datetime | None = None) -> Rotation:
+    """Retires the active key (public part kept for ``retention``) and activates a new one.
+
+    The retired record is written before the key file is replaced, so a crash in
+    between leaves the old key active and published: never an unpublished signer.
+    """
+    at = now or utcnow()
+    key_path = Path(config["SIGNING_KEY_FILE"])
+    with _LOCK:
+        current = load_or_create_key(key_path)
+        until = at + retention(config)
+        record = {
+            "kid": current.kid,
+            "jwk": _ec_public_jwk(current.public_key),
+            "retired_at": at.isoformat(),
+            "publish_until": until.isoformat(),
+        }
+        _atomic_write(
+            retired_keys_dir(config) / f"{current.kid}.json",
+            json.dumps(record, indent=2).encode("ascii"),
+            0o644,
+        )
+        private_key = ec.generate_private_key(ec.SECP256R1())
+        pem = private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        _atomic_write(key_path, pem, 0o600)
+    return Rotation(current.kid, SigningKey.from_private_key(private_key).kid, until)
+
+
+def prune_retired_keys(config: Mapping[str, Any], *, now: datetime | None = None) -> list[str]:
+    """Deletes retired key records past their ``publish_until``; returns their kids."""
+    at = now or utcnow()
+    removed = []
+    for key in load_retired_keys(config):
+        if key.publish_until <= at:
+            (retired_keys_dir(config) / f"{key.kid}.json").unlink(missing_ok=True)
+            removed.append(key.kid)
+    return removed
+
+
+def _files_state(config: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Changes whenever the key file is replaced or a key is retired (any process)."""
+    state: list[Any] = []
+    for path in (Path(config["SIGNING_KEY_FILE"]), retired_keys_dir(config)):
+        try:
+            info = path.stat()
+        except OSError:
+            state.append(None)
+        else:
+            state.append((info.st_ino, info.st_mtime_ns, info.st_size))
+    return tuple(state)
 
 
 def get_keyring(app: Flask | None = None) -> KeyRing:
-    """The app's key ring, loaded (or generated) once per process."""
+    """The app's key ring, loaded (or generated) on first use and reloaded after a
+    rotation (by this process or another: the files' stat is checked on each use)."""
     application = app or current_app
-    ring = application.extensions.get(_EXTENSION_KEY)
-    if ring is None:
+    cached = application.extensions.get(_EXTENSION_KEY)
+    state = _files_state(application.config)
+    if cached is None or cached[0] != state:
         with _LOCK:
-            ring = application.extensions.get(_EXTENSION_KEY)
-            if ring is None:
+            cached = application.extensions.get(_EXTENSION_KEY)
+            if cached is None or cached[0] != _files_state(application.config):
                 ring = load_keyring(application.config)
-                application.extensions[_EXTENSION_KEY] = ring
-    return ring
+                # Taken after loading: a key file created by the load is part of it.
+                cached = (_files_state(application.config), ring)
+                application.extensions[_EXTENSION_KEY] = cached
+    return cached[1]
+
+
+signing_cli = ServiceGroup("signing", help="The service's signing keys (JWKS).")
+
+
+@signing_cli.command("rotate")
+def rotate_command() -> None:
+    """Activate a new signing key; the old one stays published until its tokens expire."""
+    rotation = rotate_signing_key(current_app.config)
+    click.echo(f"retired {rotation.retired_kid} (published until {rotation.publish_until})")
+    click.echo(f"active  {rotation.active_kid}")
+
+
+@signing_cli.command("keys")
+def keys_command() -> None:
+    """List the published keys: the active one and retired ones still published."""
+    ring = get_keyring()
+    click.echo(f"{ring.active.kid}\tactive")
+    for key in load_retired_keys(current_app.config):
+        if ring.key(key.kid) is not None:
+            click.echo(f"{key.kid}\tretired, published until {key.publish_until.isoformat()}")
+
+
+@signing_cli.command("prune")
+def prune_command() -> None:
+    """Delete retired key records that are no longer published."""
+    for kid in prune_retired_keys(current_app.config):
+        click.echo(f"removed {kid}")
