@@ -35,6 +35,9 @@ class LoadResult:
     statuses: dict[str, int] = field(default_factory=dict)
     exhausted: bool = False
     socket_errors: int = 0
+    #: CPU time the server (gunicorn master + workers) spent per request: unlike the
+    #: throughput it hardly moves when other processes share the machine.
+    server_cpu_ms: float | None = None
 
     @property
     def rps(self) -> float:
@@ -48,6 +51,8 @@ class LoadResult:
         data = asdict(self)
         data["rps"] = round(self.rps, 1)
         data["p99_over_p50"] = round(self.p99_ms / self.p50_ms, 2) if self.p50_ms else None
+        if self.server_cpu_ms is not None:
+            data["server_cpu_ms"] = round(self.server_cpu_ms, 3)
         return data
 
 

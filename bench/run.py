@@ -102,11 +102,16 @@ class Bench:
         self.args = args
         self.load = load
 
+    def measured(self, server: Server, url: str, **kwargs) -> LoadResult:
+        before = server.cpu_seconds()
+        result = self.load.run(url, connections=self.args.connections, **kwargs)
+        if result.requests:
+            result.server_cpu_ms = (server.cpu_seconds() - before) * 1000 / result.requests
+        return result
+
     def trivial(self, server: Server) -> LoadResult:
         self.load.run(f"{server.url}/healthz", connections=self.args.connections, duration=2)
-        return self.load.run(
-            f"{server.url}/healthz", connections=self.args.connections, duration=self.args.duration
-        )
+        return self.measured(server, f"{server.url}/healthz", duration=self.args.duration)
 
     def verifications(
         self,
@@ -140,12 +145,8 @@ class Bench:
             recorders = []
             if profile_dir is not None:
                 recorders = profile.start(server.worker_pids(), duration, profile_dir)
-            result = self.load.run(
-                url,
-                connections=connections,
-                duration=duration,
-                bodies=path,
-                token=prepared.token,
+            result = self.measured(
+                server, url, duration=duration, bodies=path, token=prepared.token
             )
             if recorders:
                 info["profile"] = profile.summarise(recorders)
@@ -157,8 +158,10 @@ class Bench:
 
 
 def fmt(result: LoadResult) -> str:
+    cpu = f"{result.server_cpu_ms:6.2f}" if result.server_cpu_ms is not None else "   n/a"
     return (
         f"{result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+        f"server CPU {cpu} ms/req  "
         f"(p99/p50 {result.p99_ms / result.p50_ms if result.p50_ms else 0:4.2f}, "
         f"{result.requests} requests, statuses {result.statuses})"
     )
@@ -196,6 +199,16 @@ def run_backend(backend: str, args: argparse.Namespace, load: LoadGenerator) -> 
         )
         log(f"POST /v1/verifications  {fmt(verify)}")
         ratio = verify.rps / trivial.rps if trivial.rps else 0.0
+        cpu_ratio = (
+            trivial.server_cpu_ms / verify.server_cpu_ms
+            if trivial.server_cpu_ms and verify.server_cpu_ms
+            else None
+        )
+        if cpu_ratio is not None:
+            log(
+                f"server CPU per request: trivial/verification = {cpu_ratio:.3f} "
+                "(what the throughput ratio would be on an otherwise idle machine)"
+            )
         log(
             f"verification/trivial throughput ratio: {ratio:.3f} "
             f"(target >= {TARGET_RATIO[backend]})"
@@ -205,6 +218,8 @@ def run_backend(backend: str, args: argparse.Namespace, load: LoadGenerator) -> 
             verification=verify.as_dict(),
             verification_info={k: v for k, v in info.items() if k != "profile"},
             throughput_ratio=round(ratio, 4),
+            cpu_ratio=round(cpu_ratio, 4) if cpu_ratio is not None else None,
+            load_average=os.getloadavg(),
             licences=prepared.licences,
         )
         if "profile" in info:
@@ -311,6 +326,13 @@ def main(argv: list[str] | None = None) -> int:
     args.scale_on = [b for b in args.scale_on.split(",") if b]
 
     load = LoadGenerator(prefer_wrk=not args.python_load)
+    busy = os.getloadavg()[0]
+    if busy > (os.cpu_count() or 1) * 0.5:
+        log(
+            f"WARNING: load average {busy:.1f} on {os.cpu_count()} CPUs: other processes "
+            "compete with the benchmark; throughput figures will be low and noisy, the "
+            "server-CPU-per-request figures much less so."
+        )
     log(
         f"load generator: {load.tool}; {os.cpu_count()} CPUs; {args.connections} connections, "
         f"{args.duration:g} s per run; gunicorn --workers {args.workers}"
