@@ -3,17 +3,31 @@
 - The licensing database is unreachable: every endpoint that needs it answers 503
   ``unavailable`` (never a 401 that would blame the caller's token, never a 500, never a
   2xx), ``/readyz`` fails and names the database, ``/healthz`` still answers.
+- The CRL goes stale (past its nextUpdate): verifications answer 503
+  ``revocation_unavailable`` without burning the nonce, ``/readyz`` fails; a fresh CRL
+  brings the very same assertion back to ``licensed``.
+- A crash between the steps of a verification, after the nonce was consumed (in the
+  identity lookup, the licence lookup, the receipt signature, or inside the commit after
+  both writes reached the database): no half-written verification. The nonce is not
+  consumed and no access record exists, and once the fault is gone the same assertion
+  verifies, exactly once.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from app import create_app
 from clients.service import TOKEN_PREFIX
+from core.db import get_session
 from tests.quality.helpers import spec_operations
+from verification.models import AccessRecord, Challenge
 
 # A syntactically valid token: the service has to ask the database about it.
 SOME_TOKEN = TOKEN_PREFIX + "x" * 43
@@ -79,3 +93,139 @@ def test_database_down_is_503_unavailable_not_401(unreachable, method, path):
     assert response.headers.get("Retry-After")
     assert SOME_TOKEN not in response.get_data(as_text=True)
     assert "Traceback" not in body["detail"]
+
+
+# -- stale CRL -----------------------------------------------------------------------------
+
+
+def _consumed(app) -> int:
+    with app.app_context():
+        return get_session().scalar(
+            select(func.count()).select_from(Challenge).where(Challenge.consumed_at.is_not(None))
+        )
+
+
+def _licensed_records(app) -> int:
+    with app.app_context():
+        return get_session().scalar(
+            select(func.count())
+            .select_from(AccessRecord)
+            .where(AccessRecord.verification_id.is_not(None))
+        )
+
+
+def test_stale_crl_is_503_revocation_unavailable_and_burns_nothing(
+    app, http, verifier, challenge, verify, audience, licensed_holder, publish_crl
+):
+    _, headers = verifier
+    holder = licensed_holder()  # CRL valid for 24 hours from now
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=25), tick=True):
+        assertion = holder.sign(challenge(headers)["nonce"], audience)
+        body = _problem(verify(headers, assertion), 503, "revocation_unavailable")
+        assert "holder" not in body and "outcome" not in body
+        assert _consumed(app) == 0 and _licensed_records(app) == 0
+        ready = _problem(http.get("/readyz"), 503, "unavailable")
+        assert set(ready["checks"]) == {"card_revocation_lists"}
+
+        publish_crl()  # the card authority catches up
+        response = verify(headers, assertion)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.get_json()["outcome"] == "licensed"
+        assert http.get("/readyz").status_code == 200
+    assert _consumed(app) == 1 and _licensed_records(app) == 1
+
+
+# -- a crash between steps -----------------------------------------------------------------
+
+
+class Crash(RuntimeError):
+    """The injected fault."""
+
+
+def _crash_in_identity(monkeypatch):
+    import identity
+
+    real = identity.get_identity_platform
+
+    class Failing:
+        def __init__(self, platform) -> None:
+            self._platform = platform
+
+        def code_for_certificate(self, agency, certificate):
+            if agency.startswith("verifier:"):  # after the licensing code was found
+                raise Crash()
+            return self._platform.code_for_certificate(agency, certificate)
+
+        def __getattr__(self, name):
+            return getattr(self._platform, name)
+
+    monkeypatch.setattr(identity, "get_identity_platform", lambda: Failing(real()))
+
+
+def _crash_in_licence_lookup(monkeypatch):
+    import licensing.service
+
+    def crash(*args, **kwargs):
+        raise Crash()
+
+    monkeypatch.setattr(licensing.service, "licence_for_holder", crash)
+
+
+def _crash_in_receipt(monkeypatch):
+    import verification.pipeline
+
+    class Keyring:
+        def sign(self, claims, typ):
+            raise Crash()
+
+    monkeypatch.setattr(verification.pipeline, "get_keyring", lambda app=None: Keyring())
+
+
+def _crash_in_commit(monkeypatch):
+    """Both writes (nonce UPDATE, access record INSERT) have reached the database; the
+    transaction dies before COMMIT."""
+
+    def after_flush(session, _context):
+        if any(isinstance(obj, AccessRecord) for obj in session.new):
+            raise Crash()
+
+    event.listen(Session, "after_flush", after_flush)
+    return lambda: event.remove(Session, "after_flush", after_flush)
+
+
+FAULTS = {
+    "identity platform (verifier code)": _crash_in_identity,
+    "licence lookup": _crash_in_licence_lookup,
+    "receipt signature": _crash_in_receipt,
+    "commit, after both writes": _crash_in_commit,
+}
+
+
+@pytest.mark.parametrize("inject", FAULTS.values(), ids=FAULTS.keys())
+def test_a_crash_between_steps_leaves_no_half_written_verification(
+    app, verifier, challenge, verify, audience, licensed_holder, monkeypatch, inject
+):
+    _, headers = verifier
+    holder = licensed_holder()
+    assertion = holder.sign(challenge(headers)["nonce"], audience)
+
+    with monkeypatch.context() as patch:
+        undo = inject(patch)
+        try:
+            response = verify(headers, assertion)
+        finally:
+            if undo is not None:
+                undo()
+    assert response.status_code >= 500, response.get_data(as_text=True)
+    body = response.get_json(force=True)
+    assert body.get("code") in ("internal_error", "unavailable") and "holder" not in body
+    # Neither half: the nonce is still unused and nothing says a verification happened.
+    assert _consumed(app) == 0
+    assert _licensed_records(app) == 0
+
+    retried = verify(headers, assertion)
+    assert retried.status_code == 200, retried.get_data(as_text=True)
+    assert retried.get_json()["outcome"] == "licensed"
+    assert _consumed(app) == 1 and _licensed_records(app) == 1
+    replay = verify(headers, assertion)
+    assert replay.status_code == 401 and replay.get_json()["code"] == "invalid_nonce"
