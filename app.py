@@ -29,12 +29,13 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
         },
     )
 
-    from core import db, domains, errors, logging
+    from core import db, domains, errors, logging, openapi
 
     logging.configure_logging(app)
     errors.register_error_handlers(app)
     db.init_app(app)
     domains.register(app)
+    openapi.init_app(app)
     return app
 
 
