@@ -226,18 +226,13 @@ class EmbeddedIdentityPlatform:
         self._find_people(conn, list(by_index), found)
         missing = [i for i in by_index if i not in found]
         if missing:
-            inserted = self._enrol_missing(conn, version, [(i, by_index[i]) for i in missing])
-            found.update(inserted)
-            # Someone else enrolled a few of them at the same moment: theirs stand.
-            raced = [i for i in missing if i not in found]
-            if raced:
-                self._find_people(conn, raced, found)
+            found.update(self._enrol_missing(conn, version, [(i, by_index[i]) for i in missing]))
         return [found[i] for i in indexes]
 
     def _enrol_missing(
         self, conn: Connection, version: int, people: Sequence[tuple[bytes, str]]
     ) -> dict[bytes, tuple[str, int]]:
-        """Inserts new people; returns those actually inserted (blind index -> id, version)."""
+        """Inserts new people; returns blind index -> (id, version) of the stored rows."""
         seal = self.crypto.my_number_sealer(version)
         created = _created_at_processor(conn)(utcnow())
         rows = []
@@ -261,10 +256,10 @@ class EmbeddedIdentityPlatform:
             inserted_count += result.rowcount
         if inserted_count == len(rows):
             return new
-        # Some conflicted: only the rows that are really there count.
-        checked: dict[bytes, tuple[str, int]] = {}
-        self._find_people(conn, list(new), checked)
-        return {i: v for i, v in checked.items() if new[i] == v}
+        # Someone else enrolled some of them meanwhile: theirs stand, read what is stored.
+        stored: dict[bytes, tuple[str, int]] = {}
+        self._find_people(conn, list(new), stored)
+        return stored
 
     @staticmethod
     def _find_people(
