@@ -16,6 +16,7 @@ audit chain (with the file's SHA-256).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -43,6 +44,7 @@ from licensing.service import (
 
 COLUMNS = ("profession", "my_number", "name", "registration_number", "registered_on")
 DEFAULT_BATCH = 5000
+SQLITE_IMPORT_CACHE_KIB = 128 * 1024
 IMPORT_REASON = "imported"
 
 
@@ -142,6 +144,7 @@ class _Importer:
         self.agency = LICENSING_AGENCY
         self.patterns = profession_patterns(session)
         self.result = ImportResult()
+        self.pending_errors: list[RowError] = []
         self.now = utcnow()
         self.today = self.now.astimezone(JST).date()
         self.connection = session.connection()
@@ -162,12 +165,18 @@ class _Importer:
     # -- reporting ---------------------------------------------------------------------
 
     def error(self, line: int, *problems: str) -> None:
-        err = RowError(line, tuple(problems))
         self.result.invalid += 1
-        if len(self.result.first_errors) < 100:
-            self.result.first_errors.append(err)
-        if self.on_error is not None:
-            self.on_error(err)
+        self.pending_errors.append(RowError(line, tuple(problems)))
+
+    def flush_errors(self) -> None:
+        """Reports the batch's errors in line order (a batch's rows are checked in stages)."""
+        self.pending_errors.sort(key=lambda error: error.line)
+        for error in self.pending_errors:
+            if len(self.result.first_errors) < 100:
+                self.result.first_errors.append(error)
+            if self.on_error is not None:
+                self.on_error(error)
+        self.pending_errors = []
 
     # -- step 1: syntax ----------------------------------------------------------------
 
@@ -328,6 +337,7 @@ class _Importer:
     def batch(self, rows: list[_Row]) -> None:
         if rows:
             self.insert(self.conflicts(self.codes(rows)))
+        self.flush_errors()
         if self.on_progress is not None:
             self.on_progress(self.result)
 
@@ -335,6 +345,19 @@ class _Importer:
 
     def run(self, raw: BinaryIO) -> ImportResult:
         started = time.perf_counter()
+        if self.connection.dialect.name == "sqlite":
+            # A bigger page cache for this connection while the indexes grow (bounded:
+            # SQLITE_IMPORT_CACHE_KIB); the pooled connection gets its default back.
+            previous = self.connection.exec_driver_sql("PRAGMA cache_size").scalar()
+            self.connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_IMPORT_CACHE_KIB}")
+            try:
+                return self._run(raw, started)
+            finally:
+                with contextlib.suppress(Exception):
+                    self.session.connection().exec_driver_sql(f"PRAGMA cache_size={int(previous)}")
+        return self._run(raw, started)
+
+    def _run(self, raw: BinaryIO, started: float) -> ImportResult:
         hashing = _HashingReader(raw)
         text = io.TextIOWrapper(
             io.BufferedReader(hashing, 1 << 20), encoding="utf-8-sig", newline=""
@@ -383,7 +406,7 @@ class _Importer:
             row = self.parse(line, fields, order)
             if row is not None:
                 pending.append(row)
-            if len(pending) >= self.batch_size:
+            if len(pending) + len(self.pending_errors) >= self.batch_size:
                 self.batch(pending)
                 pending = []
         self.batch(pending)

@@ -163,7 +163,7 @@ def describe(licence: Licence, day: date | None = None) -> LicenceView:
 # --- the verification hot path ---------------------------------------------------------
 
 _t = Licence.__table__
-_CURRENT_FIRST = case((_t.c.status.in_(CURRENT_STATUSES), 0), else_=1)
+_CURRENT_FIRST = case((_t.c.current_slot.is_(None), 1), else_=0)
 _HOLDER_COLUMNS = (
     _t.c.id,
     _t.c.profession,
