@@ -20,6 +20,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+import click
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
@@ -29,6 +30,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from clients.auth import client_auth, current_client
+from core.cli import ServiceGroup
 from core.db import get_session
 from core.errors import TooManyRequests
 from licensing.professions import PROFESSION_CODES
@@ -40,6 +42,7 @@ from verification.holder_sessions import (
     current_holder,
     holder_auth,
     new_holder_challenge,
+    prune_sessions,
     sign_in,
 )
 from verification.pipeline import Verifier, rfc3339
@@ -306,9 +309,22 @@ def check_presentation_route(body: dict[str, Any]):
     }
 
 
+holder_cli = ServiceGroup("holder", help="Holder sessions and credentials.")
+
+
+@holder_cli.command("prune")
+def prune_command() -> None:
+    """Delete sessions and credential records that expired more than a day ago."""
+    session = get_session()
+    sessions = prune_sessions(session)
+    credentials = creds.prune_credentials(session)
+    click.echo(f"removed {sessions} sessions and {credentials} credential records")
+
+
 def init_app(app: Flask) -> None:
     """Registers the holder blueprint (``verification.init_app`` calls this)."""
     for key, value in RATE_LIMIT_DEFAULTS.items():
         app.config.setdefault(key, value)
     app.extensions[_LIMITER_KEY] = MovingWindowRateLimiter(MemoryStorage())
     app.register_blueprint(holder_bp)
+    app.cli.add_command(holder_cli)

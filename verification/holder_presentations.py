@@ -100,10 +100,10 @@ def check_presentation(
 
     credential = creds.find_credential(session, verified.issuer_claims, application)
     if credential is None:
-        raise creds.InvalidPresentation(creds._PRESENTATION_DETAILS["unknown_credential"])
+        raise creds.InvalidPresentation(creds.PRESENTATION_DETAILS["unknown_credential"])
     chain = creds.decode_chain(credential.card_chain)
     if sd_jwt.rsa_public_jwk(chain[0].public_key()) != verified.issuer_claims["cnf"]["jwk"]:
-        raise creds.InvalidPresentation(creds._PRESENTATION_DETAILS["claims"])
+        raise creds.InvalidPresentation(creds.PRESENTATION_DETAILS["claims"])
     try:
         check_chain(session, chain, at, application)
     except VerificationError as error:
