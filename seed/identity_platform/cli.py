@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from sqlalchemy.engine import make_url
 
 from core import db
 from core.cli import ServiceGroup
@@ -47,7 +48,8 @@ def status_command() -> None:
     """Key version in force, key source and store size (no personal data)."""
     platform = _embedded()
     counts = platform.counts()
-    click.echo(f"store: {current_app.config['IDENTITY_DATABASE_URL']}")
+    store = make_url(current_app.config["IDENTITY_DATABASE_URL"])
+    click.echo(f"store: {store.render_as_string(hide_password=True)}")
     click.echo(f"keys: {platform.key_source.description}")
     click.echo(f"key versions known: {', '.join(map(str, platform.crypto.versions()))}")
     click.echo(f"key version in force: {platform.current_key_version()}")

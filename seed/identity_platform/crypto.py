@@ -8,15 +8,16 @@ differ across agencies, reveal nothing without the keys, and a code presented to
 another agency, altered, or made up fails authentication.
 
 My Numbers at rest: AES-256-GCM with a random nonce (the person id and key version as
-associated data), plus a blind index (HMAC-SHA256 under its own derived key) for the
-lookup; the plaintext number is never stored.
+associated data), plus a blind index for the lookup: keyed BLAKE2b-256 (RFC 7693's MAC
+mode; a PRF like HMAC-SHA256, about four times faster in bulk) under its own derived
+key. The plaintext number is never stored.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hmac
+import hashlib
 import os
 import re
 import threading
@@ -181,10 +182,10 @@ class PlatformCrypto:
 
     def blind_indexer(self, version: int) -> Callable[[str], bytes]:
         index_key = self._storage_keys(version)[1]
-        digest = hmac.digest
+        blake2b = hashlib.blake2b
 
         def index(my_number: str) -> bytes:
-            return digest(index_key, my_number.encode("ascii"), "sha256")
+            return blake2b(my_number.encode("ascii"), key=index_key, digest_size=32).digest()
 
         return index
 

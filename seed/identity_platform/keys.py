@@ -14,7 +14,7 @@ Where the master keys come from (first match wins):
 
 Every key the platform uses is derived from a master key version with HKDF-SHA256 and
 a purpose label: one AES-SIV key per agency for codes, an AES-GCM key for the My
-Numbers at rest, an HMAC key for their blind index, and a fingerprint that the store
+Numbers at rest, a MAC key for their blind index, and a fingerprint that the store
 records so that a wrong or regenerated master key is detected instead of silently
 enrolling everyone again.
 """

@@ -26,7 +26,7 @@ class Person(IdentityBase):
 
     # 16 random bytes (``crypto.new_person_ids``), hex: what every agency code encrypts.
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    # HMAC-SHA256 of the My Number under a key derived from ``key_version``.
+    # Keyed BLAKE2b-256 of the My Number, under a key derived from ``key_version``.
     my_number_index: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     # AES-256-GCM nonce || ciphertext || tag of the My Number.
     my_number_sealed: Mapped[bytes] = mapped_column(LargeBinary(64))
