@@ -302,3 +302,12 @@ def test_cli_refusal_is_one_clear_line(app, card_authority, tmp_path):
     result = app.test_cli_runner().invoke(args=["crl", "import", str(path)])
     assert result.exit_code != 0
     assert "invalid_crl" in result.output and "Traceback" not in result.output
+
+
+def test_crls_larger_than_the_api_body_limit_are_accepted(app, feed, real_crl, card_authority):
+    revoked = tuple((serial, x509.ReasonFlags.key_compromise) for serial in range(1, 3001))
+    der = real_crl(revoked=revoked)
+    assert len(der) > 64 * 1024
+    assert feed(der).status_code == 204
+    (current,) = _stored(app)
+    assert current[1] == 1

@@ -154,3 +154,47 @@ def test_nonce_is_consumed_with_the_access_record(
     problem(verify(headers, assertion), 401, "invalid_nonce")  # replay
     assert len(_records(app)) == 2  # the replay, made with a known card, is recorded too
     assert _records(app)[1].outcome == "invalid_nonce"
+
+
+def test_rejection_looks_the_same_whether_or_not_the_card_is_known(
+    app, verifier, challenge, verify, audience, licensed_holder, issue_card, forge
+):
+    _, headers = verifier
+    known = licensed_holder().card
+    unknown = issue_card()
+    attacker = forge.key()
+    bodies = []
+    for card in (known, unknown):
+        nonce = challenge(headers)["nonce"]
+        token = forge.assertion(attacker, [card.certificate, *card.chain], nonce, audience)
+        response = verify(headers, token)
+        bodies.append((response.status_code, response.get_json()))
+    assert bodies[0] == bodies[1]
+    assert bodies[0][0] == 401 and bodies[0][1]["code"] == "invalid_assertion"
+    assert [r.outcome for r in _records(app)] == ["invalid_assertion"]  # the known card only
+
+
+def test_steps_0_to_7_are_reusable_with_a_holder_nonce_consumer(app, audience, licensed_holder):
+    from core.db import get_session, utcnow
+    from verification.challenges import ChallengePurpose, create_challenge
+    from verification.pipeline import holder_nonce_consumer, verify_card_assertion
+
+    holder = licensed_holder()
+    with app.test_request_context():
+        session = get_session()
+        issued = create_challenge(session, ChallengePurpose.HOLDER)
+        token = holder.sign(issued.nonce, audience)
+        verified = verify_card_assertion(session, token, holder_nonce_consumer(), now=utcnow())
+        assert verified.leaf == holder.card.certificate
+        assert verified.card_key.public_numbers() == (
+            holder.card.certificate.public_key().public_numbers()
+        )
+        assert verified.challenge.purpose is ChallengePurpose.HOLDER
+        assert verified.claims["nonce"] == issued.nonce
+        session.commit()
+        from verification.errors import InvalidNonce
+
+        with pytest.raises(InvalidNonce) as raised:
+            verify_card_assertion(session, token, holder_nonce_consumer(), now=utcnow())
+        assert raised.value.leaf == holder.card.certificate  # context for the caller
+        assert raised.value.nonce == issued.nonce
