@@ -6,7 +6,8 @@ default ``instance/identity_platform.sqlite3``, migrated by its own Alembic
 environment on first use) and its own master keys (``IDENTITY_MASTER_KEY`` or
 ``IDENTITY_MASTER_KEY_FILE``; see ``keys``).
 
-Commands: ``flask --app app identity-platform rotate-keys | status | new-key``.
+Commands: ``flask --app app identity-platform rotate-keys | rekey-codes | status | new-key``.
+See README.md in this folder.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``flask --app app identity-platform rotate-keys|status|new-key`` (embedded platform)."""
+"""``flask --app app identity-platform rotate-keys|rekey-codes|status|new-key`` (embedded)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from identity import get_identity_platform
 from identity.errors import IdentityKeyError
 from seed.identity_platform.keys import ENV_VAR, new_master_key
 from seed.identity_platform.platform import EmbeddedIdentityPlatform
-from seed.identity_platform.rotation import rotate_keys
+from seed.identity_platform.rotation import rekey_codes, rotate_keys
 
 identity_platform_cli = ServiceGroup(
     "identity-platform", help="The embedded identity platform (development stand-in)."
@@ -40,6 +40,19 @@ def rotate_keys_command() -> None:
     if not report.licensing_codes:
         click.echo("licensing codes re-keyed: none (no column is marked as a licensing code)")
     for column, count in report.licensing_codes.items():
+        click.echo(f"licensing codes re-keyed in {column}: {count}")
+    if report.stragglers:
+        click.echo(f"codes stored with the old version meanwhile, re-keyed: {report.stragglers}")
+
+
+@identity_platform_cli.command("rekey-codes")
+def rekey_codes_command() -> None:
+    """Re-key stored licensing codes not at the key version in force (no new version)."""
+    platform = _embedded()
+    db.import_models()
+    counts = rekey_codes(db.get_session(), platform, db.Base.metadata)
+    click.echo(f"key version in force: {platform.current_key_version()}")
+    for column, count in counts.items():
         click.echo(f"licensing codes re-keyed in {column}: {count}")
 
 

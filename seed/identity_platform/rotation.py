@@ -10,11 +10,14 @@
 3. In one identity-store transaction (which first takes the state row, so enrolments
    wait), re-encrypt every My Number and recompute its blind index under the target
    version, and make the target version current.
-4. Commit the store, then the licensing database.
+4. Commit the store, then the licensing database; then sweep once more for codes that
+   writers stored with the old version meanwhile (``rekey_codes``).
 
 Old key versions stay in the key source: codes handed out before (verifiers'
 subjects) still decode and translate. Should step 4 fail between the two commits,
-running ``rotate-keys`` again re-keys everything to one more version.
+``identity-platform rekey-codes`` re-keys what is left. Do not rotate during a bulk
+import: a batch whose codes were made before the rotation and stored after it keeps
+old-version codes until ``rekey-codes`` runs.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ class RotationReport:
     persons: int = 0
     # "table.column" -> number of codes rewritten
     licensing_codes: dict[str, int] = field(default_factory=dict)
+    # codes written with the old version while the rotation ran, re-keyed afterwards
+    stragglers: int = 0
 
 
 def licensing_code_columns(metadata: MetaData) -> list[tuple[Table, Column]]:
@@ -63,7 +68,7 @@ def licensing_code_columns(metadata: MetaData) -> list[tuple[Table, Column]]:
     ]
 
 
-def _keyset(conn: Connection, table: Table, columns: list[Column]) -> Iterator[list]:
+def _keyset(conn: Connection, table: Table, columns: list[Column], where=None) -> Iterator[list]:
     """Rows of ``table`` (primary key first, then ``columns``) in primary-key order, by pages."""
     pk = list(table.primary_key.columns)
     if not pk:
@@ -72,6 +77,8 @@ def _keyset(conn: Connection, table: Table, columns: list[Column]) -> Iterator[l
     last = None
     while True:
         query = select(*pk, *columns).order_by(*pk).limit(CHUNK)
+        if where is not None:
+            query = query.where(where)
         if last is not None:
             query = query.where(key > (tuple_(*last) if len(pk) > 1 else last[0]))
         rows = conn.execute(query).all()
@@ -88,6 +95,8 @@ def _rekey_column(
     table: Table,
     column: Column,
     target: int,
+    *,
+    only_stale: bool = False,
 ) -> int:
     pk = list(table.primary_key.columns)
     n_pk = len(pk)
@@ -98,7 +107,8 @@ def _rekey_column(
         .values({column.name: bindparam("new_code")})
     )
     rewritten = 0
-    for page in _keyset(licensing, table, [column]):
+    stale = column.is_not(None) & column.not_like(f"v{target}.%") if only_stale else None
+    for page in _keyset(licensing, table, [column], stale):
         changes = []
         people = set()
         for row in page:
@@ -207,4 +217,32 @@ def rotate_keys(
         session.rollback()
         raise
     platform._verified_versions.add(target)
+    # A writer that got its code just before the store committed may have stored it
+    # after the licensing pass: sweep once more now that the new version is in force.
+    report.stragglers = sum(rekey_codes(session, platform, metadata).values())
     return report
+
+
+def rekey_codes(
+    session: Session, platform: EmbeddedIdentityPlatform, metadata: MetaData
+) -> dict[str, int]:
+    """Re-keys stored licensing codes that are not at the version in force (no new key).
+
+    Heals a rotation interrupted between its two commits, and codes that writers stored
+    with the old version while a rotation ran. One licensing transaction.
+    """
+    platform.ensure_ready()
+    counts: dict[str, int] = {}
+    try:
+        with platform.engine.connect() as store:
+            target = platform._current_version(store)
+            licensing = session.connection()
+            for table, column in licensing_code_columns(metadata):
+                counts[f"{table.name}.{column.name}"] = _rekey_column(
+                    licensing, store, platform, table, column, target, only_stale=True
+                )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return counts

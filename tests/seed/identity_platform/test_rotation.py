@@ -253,3 +253,59 @@ def test_rotation_with_environment_keys(tmp_path, database_url, my_number_factor
     monkeypatch.setenv(ENV_VAR, first)
     with create_app(config).app_context(), pytest.raises(IdentityKeyError):
         get_identity_platform().code_for_my_number(LICENSING_AGENCY, number)
+
+
+def test_codes_stored_with_the_old_version_during_rotation_are_swept(
+    identity_platform, my_number_factory, licensing_like, monkeypatch
+):
+    metadata, table, pairs, session = licensing_like
+    early, late = my_number_factory(), my_number_factory()
+    session.execute(
+        table.insert(),
+        [{"pk": 1, "holder_code": identity_platform.code_for_my_number(LICENSING_AGENCY, early)}],
+    )
+    session.commit()
+    # A writer that got its code before the rotation and stores it in the middle of it.
+    late_v1 = identity_platform.code_for_my_number(LICENSING_AGENCY, late)
+    real_rewrap = rotation_module._rewrap_people
+
+    def rewrap_while_a_writer_inserts(store, platform, target):
+        session.connection().execute(table.insert(), [{"pk": 2, "holder_code": late_v1}])
+        return real_rewrap(store, platform, target)
+
+    monkeypatch.setattr(rotation_module, "_rewrap_people", rewrap_while_a_writer_inserts)
+    report = rotate_keys(session, identity_platform, metadata)
+    assert report.licensing_codes["probe_licences.holder_code"] == 1
+    assert report.stragglers == 1
+    stored = dict(session.execute(select(table.c.pk, table.c.holder_code)).all())
+    assert stored == {
+        1: identity_platform.code_for_my_number(LICENSING_AGENCY, early),
+        2: identity_platform.code_for_my_number(LICENSING_AGENCY, late),
+    }
+
+
+def test_rekey_codes_heals_old_codes_without_a_new_version(
+    app, identity_platform, my_number_factory, licensing_like
+):
+    metadata, table, pairs, session = licensing_like
+    number = my_number_factory()
+    old = identity_platform.code_for_my_number(LICENSING_AGENCY, number)
+    rotate_keys(session, identity_platform, metadata)
+    # As if the licensing commit had been lost after the store committed.
+    session.execute(table.insert(), [{"pk": 1, "holder_code": old}, {"pk": 2, "holder_code": None}])
+    session.commit()
+    assert rotation_module.rekey_codes(session, identity_platform, metadata) == {
+        "probe_licences.holder_code": 1,
+        "probe_pairs.code": 0,
+    }
+    assert identity_platform.current_key_version() == 2
+    assert session.execute(select(table.c.holder_code).where(table.c.pk == 1)).scalar_one() == (
+        identity_platform.code_for_my_number(LICENSING_AGENCY, number)
+    )
+    assert rotation_module.rekey_codes(session, identity_platform, metadata) == {
+        "probe_licences.holder_code": 0,
+        "probe_pairs.code": 0,
+    }
+    result = app.test_cli_runner().invoke(args=["identity-platform", "rekey-codes"])
+    assert result.exit_code == 0, result.output
+    assert "key version in force: 2" in result.output
