@@ -61,7 +61,7 @@ from verification.errors import (
 )
 from verification.models import AccessRecord
 from verification.revocation import check_chain
-from verification.trust import get_trust_anchors
+from verification.trust import MALFORMED, get_trust_anchors
 
 log = logging.getLogger("licence_service.verification")
 
@@ -145,7 +145,7 @@ def step2_algorithm(header: dict[str, Any]) -> jws.Algorithm:
 def _certificate(entry: str) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(base64.b64decode(entry, validate=True))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, *MALFORMED):
         raise UntrustedCertificate() from None
 
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from flask import Flask, current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -43,7 +42,7 @@ from verification.errors import (
     TrustAnchorsUnavailable,
 )
 from verification.models import CardCrl
-from verification.trust import TrustAnchors, ca_key, get_trust_anchors
+from verification.trust import MALFORMED, TrustAnchors, ca_key, get_trust_anchors
 
 MAX_CRL_BYTES = 16 * 1024 * 1024
 #: A CRL may claim a thisUpdate this far in the future (clock skew), no more.
@@ -140,13 +139,13 @@ def _signing_authority(
             continue
         try:
             valid = crl.is_signature_valid(authority.public_key())
-        except (TypeError, ValueError, UnsupportedAlgorithm):
+        except MALFORMED:
             valid = False
         if not valid:
             continue
         try:
             usage = authority.extensions.get_extension_for_class(x509.KeyUsage).value
-        except (x509.ExtensionNotFound, ValueError):
+        except (x509.ExtensionNotFound, *MALFORMED):
             raise InvalidCrl("The CRL issuer's certificate does not allow cRLSign.") from None
         if not usage.crl_sign:
             raise InvalidCrl("The CRL issuer's certificate does not allow cRLSign.")
@@ -163,8 +162,8 @@ def _parse(der: bytes, anchors: TrustAnchors, now: datetime):
         number = _check_extensions(crl)
         entries = _entries(crl)
         this_update, next_update = crl.last_update_utc, crl.next_update_utc
-    except ValueError:
-        # Not DER, or malformed/duplicate extensions (InvalidCrl is not a ValueError).
+    except MALFORMED:
+        # Not DER, or malformed/duplicate extensions (InvalidCrl is none of these).
         raise InvalidCrl("The body is not a well-formed DER CRL.") from None
     if next_update is None:
         raise InvalidCrl("The CRL has no nextUpdate.")
@@ -310,7 +309,7 @@ def _revocation_sets(
                 continue
             try:
                 entries = _entries(x509.load_der_x509_crl(der))
-            except (ValueError, InvalidCrl):
+            except (InvalidCrl, *MALFORMED):
                 continue  # was valid at import; treat as missing (fail closed)
             cached = RevocationSet(row.sha256, row.next_update, entries)
             cache[row.issuer_key] = cached

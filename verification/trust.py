@@ -35,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -60,6 +61,16 @@ _DER = serialization.Encoding.DER
 _SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
 _EXTENSION_KEY = "verification_trust_anchors"
 _LOCK = threading.Lock()
+
+
+#: What parsing a hostile certificate may raise besides VerificationError.
+MALFORMED = (
+    ValueError,
+    TypeError,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    UnsupportedAlgorithm,
+)
 
 
 class _ProfileViolation(ValueError):
@@ -163,7 +174,7 @@ def _is_self_signed_ca(cert: x509.Certificate) -> bool:
     try:
         constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
         cert.verify_directly_issued_by(cert)
-    except (x509.ExtensionNotFound, ValueError, TypeError, x509.InvalidSignature):
+    except (x509.ExtensionNotFound, InvalidSignature, *MALFORMED):
         return False
     return constraints.ca
 
@@ -207,7 +218,7 @@ class TrustAnchors:
             others = [c for c in candidates if c is not candidate]
             try:
                 verifier.verify(candidate, others)
-            except (VerificationError, ValueError):
+            except (VerificationError, *MALFORMED):
                 log.warning(
                     "trust bundle certificate ignored: it does not chain to a root of the bundle",
                     extra={"subject": candidate.subject.rfc4514_string()},
@@ -239,13 +250,12 @@ class TrustAnchors:
         )
         try:
             chain = verifier.verify(leaf, [*presented, *self.issuing_cas]).chain
-        except (VerificationError, ValueError):
-            # ValueError covers UnsupportedGeneralNameType and malformed extensions.
+            built = [der(c) for c in chain[1 : 1 + len(presented)]]
+            if built != [der(c) for c in presented]:
+                raise UntrustedCertificate()
+            check_key_sizes(chain)
+        except (VerificationError, *MALFORMED):
             raise UntrustedCertificate() from None
-        built = [der(c) for c in chain[1 : 1 + len(presented)]]
-        if built != [der(c) for c in presented]:
-            raise UntrustedCertificate()
-        check_key_sizes(chain)
         return chain
 
 

@@ -195,3 +195,94 @@ def test_whole_pipeline_never_fails_with_an_unexpected_error(
             verify_card_assertion(db_session, token, lambda *_: None, now=utcnow())
         except VerificationError as error:
             assert error.status in (400, 401, 403, 413, 503)
+
+
+# --- duplicate extensions: parsed lazily by cryptography, refused without a 500 -------------
+
+
+def _resign(der: bytes, tbs: bytes, patched_tbs: bytes, key) -> bytes:
+    """The same structure with a patched (same-length) TBS and a fresh RSA signature."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    assert len(patched_tbs) == len(tbs) and der.count(tbs) == 1
+    signature = key.sign(patched_tbs, padding.PKCS1v15(), hashes.SHA256())
+    assert der.endswith(b"\x03\x82\x01\x01\x00" + der[-256:])
+    return der.replace(tbs, patched_tbs)[:-256] + signature
+
+
+_PLACEHOLDER_OID = "2.5.29.99"  # DER 55 1D 63, patched into a real extension's OID
+
+
+def _issuing_key(card_authority):
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    path = Path(card_authority.directory) / "issuing-ca.key.pem"
+    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+
+def test_crl_with_a_duplicate_extension_is_invalid_crl(http, card_authority, make_client):
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    key = _issuing_key(card_authority)
+    now = datetime.now(UTC)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(card_authority.issuing_certificate.subject)
+        .last_update(now)
+        .next_update(now + timedelta(hours=1))
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(_PLACEHOLDER_OID), b"\x02\x01\x02"),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    tbs = crl.tbs_certlist_bytes
+    patched = tbs.replace(b"\x06\x03\x55\x1d\x63", b"\x06\x03\x55\x1d\x14")  # CRLNumber
+    der = _resign(crl.public_bytes(serialization.Encoding.DER), tbs, patched, key)
+    _, headers = make_client("card_authority")
+    response = http.put(
+        "/v1/card-authority/crl",
+        data=der,
+        headers={**headers, "Content-Type": "application/pkix-crl"},
+    )
+    problem(response, 422, "invalid_crl")
+
+
+def test_card_with_a_duplicate_extension_is_untrusted(
+    verify, verifier, challenge, audience, card_authority, forge, publish_crl
+):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    publish_crl()
+    _, headers = verifier
+    key = forge.key()
+    extra = x509.UnrecognizedExtension(x509.ObjectIdentifier(_PLACEHOLDER_OID), b"\x03\x02\x07\x80")
+    cert = Forge.certificate(
+        subject=Forge.name("DUPLICATE"),
+        subject_key=key,
+        issuer=card_authority.issuing_certificate.subject,
+        issuer_key=_issuing_key(card_authority),
+        ca=False,
+        extra=[(extra, True)],
+    )
+    tbs = cert.tbs_certificate_bytes
+    patched = tbs.replace(b"\x06\x03\x55\x1d\x63", b"\x06\x03\x55\x1d\x0f")  # keyUsage
+    der = _resign(
+        cert.public_bytes(serialization.Encoding.DER), tbs, patched, _issuing_key(card_authority)
+    )
+    duplicate = x509.load_der_x509_certificate(der)
+    token = forge.assertion(
+        key,
+        [duplicate, card_authority.issuing_certificate],
+        challenge(headers)["nonce"],
+        audience,
+    )
+    problem(verify(headers, token), 401, "untrusted_certificate")
