@@ -22,7 +22,7 @@ install: $(INSTALLED)
 ## Set up, migrate, seed the demo population on first run, and serve on 127.0.0.1:8000.
 run: $(INSTALLED)
 	$(FLASK) db upgrade
-	$(FLASK) seed demo --if-empty
+	$(FLASK) seed demo --if-empty --base-url http://$(HOST):$(PORT)
 	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - "app:app"
 
 ## Run the test suite (SQLite; set TEST_DATABASE_URL for PostgreSQL).

@@ -46,6 +46,7 @@ class DemoCard:
     status: str
     serial: str
     path: str
+    licence_id: str
     pin: str = DEMO_PIN
 
 
@@ -185,7 +186,7 @@ def _seed_people_and_cards(
     session: Session, authority: CardAuthority, holders: int, cards: int, seed: int
 ) -> list[DemoCard]:
     people = _ensure_cast(list(generate_people(holders, seed=seed)))
-    _register_population(session, people)
+    main_licence = _register_population(session, people)
     card_dir = Path(current_app.instance_path) / "cards"
     demo_cards: list[DemoCard] = []
     for role, index in _pick_card_holders(people, cards):
@@ -207,6 +208,7 @@ def _seed_people_and_cards(
                 main.status,
                 serial_hex(card.certificate.serial_number),
                 str(path),
+                main_licence[index],
             )
         )
     return demo_cards

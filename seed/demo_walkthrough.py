@@ -16,6 +16,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,7 @@ class Story:
         self.state = state
         self.audience = state["audience"]
         self.hr = state["clients"]["hospital"]
+        self.regulator = state["clients"]["regulator"]
         self.card_feed = state["clients"]["card_authority"]
         self.authority = CardAuthority.load(Path(state["card_authority_dir"]))
         self.failures = 0
@@ -190,11 +192,62 @@ class Story:
         if self.service.leaks:
             print(f"\n{self.service.leaks} answer(s) contained something like a My Number!")
             return 1
+        self.regulator_acts(doctor, card)
+        self.holder_looks(doctor, card)
+
         print("\nNo answer above contained a My Number.")
         if self.failures:
             print(f"{self.failures} step(s) did not answer as expected.")
             return 1
         return 0
+
+    def regulator_acts(self, doctor: dict[str, Any], card: VirtualCard) -> None:
+        pin, licence = doctor["pin"], f"/v1/licences/{doctor['licence_id']}"
+        until = (date.today() + timedelta(days=30)).isoformat()
+        answer = self.service.call(
+            "POST",
+            f"{licence}/suspend",
+            self.regulator["token"],
+            {"reason": "demo: under investigation", "until": until},
+        )
+        if answer.status != 200:
+            raise SystemExit(f"the regulator could not suspend: {answer.status} {answer.body}")
+        nonce = self.challenge("doctor")
+        self.expect(
+            self.verify(card.sign_assertion(pin, nonce=nonce, audience=self.audience)),
+            "suspended",
+            "7. The regulator suspends the licence; the very next check shows it.",
+        )
+        self.service.call(
+            "POST",
+            f"{licence}/reinstate",
+            self.regulator["token"],
+            {"reason": "demo: investigation closed"},
+        )
+        nonce = self.challenge("doctor")
+        self.expect(
+            self.verify(card.sign_assertion(pin, nonce=nonce, audience=self.audience)),
+            "licensed",
+            "8. The regulator reinstates it: licensed again.",
+        )
+
+    def holder_looks(self, doctor: dict[str, Any], card: VirtualCard) -> None:
+        challenge = self.service.call("POST", "/v1/holder/challenges", body={})
+        assertion = card.sign_assertion(
+            doctor["pin"], nonce=challenge.body["nonce"], audience=challenge.body["audience"]
+        )
+        session = self.service.call("POST", "/v1/holder/sessions", body={"assertion": assertion})
+        log = self.service.call("GET", "/v1/holder/access-log", session.body.get("session_token"))
+        entries = log.body.get("entries", [])
+        outcomes = [entry["outcome"] for entry in entries]
+        ok = log.status == 200 and "invalid_assertion" in outcomes and "licensed" in outcomes
+        self.failures += 0 if ok else 1
+        print(
+            f"[{'ok ' if ok else 'FAIL'}] 9. {doctor['name']} signs in with the card and sees "
+            "who checked them, including the impostor's and the thief's attempts:"
+        )
+        for entry in entries[:10]:
+            print(f"       {entry['at']}  {entry['verifier']:<14} {entry['outcome']}")
 
 
 def _times() -> dict[str, int]:

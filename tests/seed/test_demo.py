@@ -67,7 +67,8 @@ def test_walkthrough_story_answers_as_it_must(app, seeded, capsys):
     service = InProcessService(app.test_client())
     assert Story(service, state).run() == 0
     printed = capsys.readouterr().out
-    assert printed.count("[ok ]") >= 6 and "FAIL" not in printed
+    assert printed.count("[ok ]") >= 9 and "FAIL" not in printed
+    assert "St Luke" in printed.split("9. ")[1]
     assert service.leaks == 0
 
 
