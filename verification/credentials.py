@@ -42,6 +42,7 @@ from verification import sd_jwt
 from verification import status_list as sl
 from verification.errors import CardRevoked
 from verification.holder_models import HolderCredential, HolderStatusList
+from verification.models import AccessRecord
 
 log = logging.getLogger("licence_service.holder")
 
@@ -57,6 +58,10 @@ _ALLOCATION_ATTEMPTS = 8
 KEY_BINDING_MAX_AGE = 300  # seconds: a presentation is checked within 5 minutes of its KB-JWT
 MAX_NONCE_CHARS = 512
 MAX_AUDIENCE_CHARS = 512
+#: The access log entry written with every issued credential.
+HOLDER_PORTAL_ID = "holder-portal"
+CREDENTIAL_ISSUED_NAME = "Credential issued for your card"
+CREDENTIAL_ISSUED = "credential_issued"
 
 
 # --- errors ---------------------------------------------------------------------------
@@ -339,6 +344,19 @@ def issue_credential(
     for _attempt in range(_ALLOCATION_ATTEMPTS):
         status_list = _open_list(session, at)
         idx = secrets.randbelow(status_list.size)
+        # The holder's log shows every credential issued for their card (a thief who
+        # has the card and its PIN cannot get one unnoticed).
+        session.add(
+            AccessRecord(
+                id=secrets.token_hex(16),
+                holder_code=holder_code,
+                verifier_client_id=HOLDER_PORTAL_ID,
+                verifier_name=CREDENTIAL_ISSUED_NAME,
+                at=at,
+                profession=profession,
+                outcome=CREDENTIAL_ISSUED,
+            )
+        )
         session.add(
             HolderCredential(
                 id=credential_id,

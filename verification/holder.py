@@ -10,12 +10,18 @@
 Rate limits per client address (``request.remote_addr``: behind a reverse proxy, run
 with ``ProxyFix`` so that it is the client's address) on every endpoint here except
 the verifier's, which is authenticated by client token. Limits are ``limits`` strings
-from the config (``HOLDER_RATE_LIMIT_*``, e.g. ``"10 per minute"``), counted in memory
-per process with a moving window.
+from the config or the environment (``HOLDER_RATE_LIMIT_CHALLENGES``, ``_SESSIONS``,
+``_AUTHENTICATED``, ``_STATUS_LISTS``, e.g. ``"10 per minute"``), counted in memory per
+process with a moving window (so with N workers an address gets up to N times the limit).
+
+Other settings (config or environment): ``PUBLIC_BASE_URL`` (absolute base of the status
+list URIs in credentials, default ``http://127.0.0.1:8000``), ``STATUS_LIST_TTL``
+(seconds, default 60), ``HOLDER_CREDENTIAL_LIFETIME`` (seconds, at most 24 hours).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -323,8 +329,16 @@ def prune_command() -> None:
 
 def init_app(app: Flask) -> None:
     """Registers the holder blueprint (``verification.init_app`` calls this)."""
-    for key, value in RATE_LIMIT_DEFAULTS.items():
-        app.config.setdefault(key, value)
+    # Settings of this module: explicit config wins, then the environment, then defaults.
+    defaults: dict[str, str | None] = {
+        **RATE_LIMIT_DEFAULTS,
+        "PUBLIC_BASE_URL": None,
+        "STATUS_LIST_TTL": None,
+        "HOLDER_CREDENTIAL_LIFETIME": None,
+    }
+    for key, value in defaults.items():
+        if app.config.get(key) is None:
+            app.config[key] = os.environ.get(key) or value
     app.extensions[_LIMITER_KEY] = MovingWindowRateLimiter(MemoryStorage())
     app.register_blueprint(holder_bp)
     app.cli.add_command(holder_cli)

@@ -7,6 +7,10 @@ the bearer token is an ES256 JWS signed by the service (``typ`` ``holder-session
 that names the row (``sid``) and is bound to this service (``aud``), so it carries no
 personal data and cannot be confused with a receipt, a credential or a status list.
 
+A rejected sign-in with a card the identity platform knows is recorded in that
+holder's access log (verifier "Holder sign-in with your card", outcome the error code),
+like a rejected verification: a stolen card shows up.
+
 ``holder_auth`` authenticates holder endpoints. API client tokens are not session
 tokens: they get 401 ``unauthenticated`` like any other wrong token.
 """
@@ -28,15 +32,20 @@ from core.db import get_session, utcnow
 from core.errors import ServiceError
 from core.signing import get_keyring
 from verification.challenges import IssuedChallenge, create_challenge
-from verification.credentials import encode_chain
+from verification.credentials import HOLDER_PORTAL_ID, encode_chain
 from verification.holder_models import HolderSession
 from verification.models import ChallengePurpose
+from verification.pipeline import Verifier
 
 SESSION_TYPE = "holder-session+jwt"
 SESSION_LIFETIME = timedelta(minutes=10)
 CLOCK_LEEWAY_SECONDS = 60
 MAX_SESSION_TOKEN_CHARS = 4096
 _CLAIMS = frozenset({"iss", "aud", "sid", "iat", "exp"})
+
+
+#: How the holder's own portal appears in their access log (it is no API client).
+HOLDER_PORTAL_SIGN_IN = Verifier(HOLDER_PORTAL_ID, "Holder sign-in with your card")
 
 
 class UnknownHolder(ServiceError):
@@ -62,7 +71,12 @@ def sign_in(
     A rejected assertion raises the pipeline's error and leaves the nonce unused.
     """
     from identity import LICENSING_AGENCY, get_identity_platform
-    from verification.pipeline import holder_nonce_consumer, verify_card_assertion
+    from verification.errors import VerificationError
+    from verification.pipeline import (
+        holder_nonce_consumer,
+        record_rejected_attempt,
+        verify_card_assertion,
+    )
 
     application = app or current_app
     at = now or utcnow()
@@ -82,8 +96,14 @@ def sign_in(
         )
         session.add(record)
         session.commit()  # the nonce and the session, together
-    except BaseException:
+    except VerificationError as error:
         session.rollback()  # a rejection leaves the nonce unused
+        if error.leaf is not None:
+            # An attempt with a known card shows in its holder's log (a stolen card).
+            record_rejected_attempt(session, error, HOLDER_PORTAL_SIGN_IN, at)
+        raise
+    except BaseException:
+        session.rollback()
         raise
     claims = {
         "iss": application.config["SERVICE_AUDIENCE"],

@@ -204,6 +204,26 @@ def test_revoked_card_gets_no_session(http, licensed_holder, card_authority, pub
     )
 
 
+def test_rejected_sign_in_with_a_known_card_shows_in_its_log(
+    http, licensed_holder, sign_in, audience
+):
+    holder = licensed_holder()
+    stale = http.post("/v1/holder/challenges").get_json()["nonce"]
+    assert (
+        http.post(
+            "/v1/holder/sessions", json={"assertion": holder.sign(stale, audience)}
+        ).status_code
+        == 201
+    )
+    # Someone replays the card's assertion: rejected, and the holder sees it.
+    replay = http.post("/v1/holder/sessions", json={"assertion": holder.sign(stale, audience)})
+    problem(replay, 401, "invalid_nonce")
+    log = http.get("/v1/holder/access-log", headers=bearer(sign_in(holder))).get_json()["entries"]
+    assert [(e["verifier"], e["outcome"], e["profession"]) for e in log] == [
+        ("Holder sign-in with your card", "invalid_nonce", None)
+    ]
+
+
 @pytest.mark.parametrize(
     "path,method", [("/v1/holder/access-log", "get"), ("/v1/holder/credentials", "post")]
 )
@@ -499,8 +519,10 @@ def test_presentation_checked_online_with_disclosed_claims_only(
     assert full["holder"]["subject"] == body["holder"]["subject"]
     log = http.get("/v1/holder/access-log", headers=bearer(sign_in(holder))).get_json()["entries"]
     assert [(e["verifier"], e["outcome"], e["profession"]) for e in log] == [
-        ("St Luke's HR", "licensed", "doctor")
-    ] * 2
+        ("St Luke's HR", "licensed", "doctor"),
+        ("St Luke's HR", "licensed", "doctor"),
+        ("Credential issued for your card", "credential_issued", "doctor"),
+    ]
 
 
 def test_pairwise_subject_differs_per_verifier(
@@ -521,7 +543,8 @@ def test_presentation_without_key_binding_is_rejected_and_logged(
     problem(check_online(http, verifier[1], credential), 401, "invalid_presentation")
     log = http.get("/v1/holder/access-log", headers=bearer(sign_in(holder))).get_json()["entries"]
     assert [(e["verifier"], e["outcome"]) for e in log] == [
-        ("St Luke's HR", "invalid_presentation")
+        ("St Luke's HR", "invalid_presentation"),
+        ("Credential issued for your card", "credential_issued"),
     ]
 
 
