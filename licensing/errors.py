@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from core.errors import Conflict, InvalidRequest, NotFound, ServiceError
+from core.errors import Conflict, InvalidRequest, NotFound, ServiceError, Unprocessable
 
 
 class LicenceNotFound(NotFound):
     default_detail = "No such licence."
 
 
-class UnknownProfession(InvalidRequest):
+# Well-formed input that breaks a rule the request schema cannot express (a profession's
+# own number format, dates relative to today): 422 ``unprocessable``.
+
+
+class UnknownProfession(Unprocessable):
     default_detail = "Unknown profession."
 
 
-class InvalidRegistrationNumber(InvalidRequest):
+class InvalidRegistrationNumber(Unprocessable):
     default_detail = "The registration number does not match the profession's format."
 
 
-class InvalidLicenceData(InvalidRequest):
+class InvalidLicenceData(Unprocessable):
     default_detail = "The licence data is invalid."
 
 

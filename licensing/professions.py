@@ -21,7 +21,9 @@ from licensing.errors import InvalidRegistrationNumber, UnknownProfession
 from licensing.models import Profession
 
 PROFESSION_CODES = ("doctor", "dentist", "pharmacist", "nurse", "midwife", "public_health_nurse")
-REGISTRATION_NUMBER_SYNTAX = r"^[0-9]{1,8}$"
+# 1 to 8 digits, not all zeros (the length limit is a separate maxLength).
+REGISTRATION_NUMBER_SYNTAX = r"^0*[1-9][0-9]*$"
+REGISTRATION_NUMBER_MAX = 8
 
 
 def canonical_registration_number(value: str) -> str | None:

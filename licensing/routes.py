@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
+from flask import request
 
 from clients.auth import client_auth, current_client
 from core.db import get_session
+from core.errors import InvalidRequest
 from licensing import service
 from licensing.schemas import (
     LicenceEventListOut,
@@ -20,11 +22,13 @@ from licensing.schemas import (
 bp = APIBlueprint("licensing", __name__, tag="Licences (regulator)")
 
 _REGULATOR = ["regulator"]
+_QUERY_KEYS = frozenset(LicenceRecordQuery().fields)
 _FORBIDDEN = {403: "The client's role is not `regulator` (`forbidden`)"}
 _NOT_FOUND = {**_FORBIDDEN, 404: "No such licence (`not_found`)"}
 _TRANSITION = {
     **_FORBIDDEN,
     400: "Invalid or missing fields (`invalid_request`)",
+    422: "Suspension end date in the past (`unprocessable`)",
     404: "No such licence (`not_found`)",
     409: "The licence's status does not allow this change (`invalid_transition`), or it "
     "changed at the same moment (`conflict`)",
@@ -47,11 +51,12 @@ def _encode_cursor(after: int) -> str:
     responses={
         **_FORBIDDEN,
         201: "Registered (status `active`)",
-        400: "Invalid or missing fields, unknown profession, registration number not in the "
-        "profession's format, or a registration date in the future (`invalid_request`)",
+        400: "Invalid or missing fields (`invalid_request`)",
         409: "Registration number already registered for the profession, or the person "
         "already holds a current licence for it (`conflict`)",
-        422: "The My Number is not 12 digits with a valid check digit (`invalid_my_number`)",
+        422: "The My Number is not 12 digits with a valid check digit "
+        "(`invalid_my_number`); the registration number is not in the profession's format "
+        "or the registration date is in the future (`unprocessable`)",
     },
 )
 def register(body):
@@ -77,9 +82,17 @@ def register(body):
     description="Filters combine (AND). Search by `registration_number` (with or without "
     "`profession`); list by `profession` and/or effective `status`. Register order, "
     "oldest first, paginated with `limit` and `cursor`.",
-    responses={**_FORBIDDEN, 400: "Invalid filters or cursor (`invalid_request`)"},
+    responses={
+        **_FORBIDDEN,
+        400: "Invalid or unknown filters, or a bad cursor (`invalid_request`)",
+    },
 )
 def list_licences(query):
+    if not set(request.args) <= _QUERY_KEYS:
+        # A misspelt filter (``?statu=active``) is an error, not a silent "everything".
+        raise InvalidRequest(
+            "Unknown query parameter; the parameters are " + ", ".join(sorted(_QUERY_KEYS)) + "."
+        )
     after = int(query["cursor"]) if query.get("cursor") else None
     day = service.today()
     page = service.find_licences(

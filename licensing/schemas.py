@@ -10,10 +10,26 @@ from apiflask.fields import Date, DateTime, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 
 from licensing.models import LicenceStatus
-from licensing.professions import PROFESSION_CODES, REGISTRATION_NUMBER_SYNTAX
+from licensing.professions import (
+    PROFESSION_CODES,
+    REGISTRATION_NUMBER_MAX,
+    REGISTRATION_NUMBER_SYNTAX,
+)
 
 STATUSES = tuple(s.value for s in LicenceStatus)
 MAX_PAGE = 200
+# Not blank: at least one character that is not white space.
+NOT_BLANK = r"^\s*\S"
+
+
+def _registration_number(**kwargs) -> String:
+    return String(
+        validate=[
+            Length(min=1, max=REGISTRATION_NUMBER_MAX),
+            Regexp(REGISTRATION_NUMBER_SYNTAX),
+        ],
+        **kwargs,
+    )
 
 
 class RegisterLicenceIn(Schema):
@@ -28,17 +44,20 @@ class RegisterLicenceIn(Schema):
             "writeOnly": True,
         },
     )
-    name = String(required=True, validate=Length(min=1, max=200))
-    registration_number = String(
+    name = String(required=True, validate=[Length(min=1, max=200), Regexp(NOT_BLANK)])
+    registration_number = _registration_number(
         required=True,
-        validate=Regexp(REGISTRATION_NUMBER_SYNTAX),
         metadata={
-            "description": "1 to 8 digits, unique per profession (409 `conflict`); leading "
-            "zeros are not significant. Each profession has its own range: doctor up to "
-            "7 digits, nurse up to 8, the others up to 6."
+            "description": "1 to 8 digits, not all zeros, unique per profession (409 "
+            "`conflict`); leading zeros are not significant. Each profession has its own "
+            "range (otherwise 422 `unprocessable`): doctor up to 7 significant digits, "
+            "nurse up to 8, the others up to 6."
         },
     )
-    registered_on = Date(required=True, metadata={"description": "YYYY-MM-DD, not in the future"})
+    registered_on = Date(
+        required=True,
+        metadata={"description": "YYYY-MM-DD, not in the future (otherwise 422 `unprocessable`)"},
+    )
 
 
 class LicenceRecordOut(Schema):
@@ -69,10 +88,10 @@ class LicenceRecordOut(Schema):
 
 
 class LicenceRecordQuery(Schema):
+    # Unknown parameters are rejected by the route (webargs would drop them silently).
     profession = String(validate=OneOf(PROFESSION_CODES))
     status = String(validate=OneOf(STATUSES), metadata={"description": "effective status"})
-    registration_number = String(
-        validate=Regexp(REGISTRATION_NUMBER_SYNTAX),
+    registration_number = _registration_number(
         metadata={"description": "exact registration number (leading zeros ignored)"},
     )
     limit = Integer(
@@ -99,13 +118,20 @@ class LicenceRecordPageOut(Schema):
 
 
 class LicenceReasonIn(Schema):
-    reason = String(required=True, validate=Length(min=1, max=500))
+    reason = String(
+        required=True,
+        validate=[Length(min=1, max=500), Regexp(NOT_BLANK)],
+        metadata={"description": "why (recorded in the history and the audit trail)"},
+    )
 
 
 class LicenceSuspendIn(LicenceReasonIn):
     until = Date(
         required=True,
-        metadata={"description": "last day of the suspension (inclusive); today or later"},
+        metadata={
+            "description": "last day of the suspension (inclusive); today or later in Japan "
+            "(otherwise 422 `unprocessable`)"
+        },
     )
 
 

@@ -73,7 +73,7 @@ def test_lifecycle_at_the_console(app):
     assert suspended.exit_code == 0, suspended.output
     assert f"suspended through {until}" in suspended.output
     illegal = _cli(app, "licences", "suspend", licence_id, "--until", "2000-01-01", "--reason", "x")
-    assert illegal.exit_code != 0 and "invalid_request" in illegal.output
+    assert illegal.exit_code != 0 and "unprocessable" in illegal.output
     reinstated = _cli(app, "licences", "reinstate", licence_id, "--reason", "cleared")
     assert reinstated.exit_code == 0 and "status:              active" in reinstated.output
     again = _cli(app, "licences", "reinstate", licence_id, "--reason", "twice")

@@ -230,8 +230,8 @@ def test_a_suspension_must_end_today_or_later(http, regulator, register_licence,
         json={"reason": "typo", "until": "2030-06-09"},
         headers=regulator[1],
     )
-    assert response.status_code == 400
-    assert response.get_json()["code"] == "invalid_request"
+    assert response.status_code == 422
+    assert response.get_json()["code"] == "unprocessable"
 
 
 @pytest.mark.parametrize("action", ACTIONS)
@@ -241,6 +241,7 @@ def test_a_reason_is_required(http, regulator, register_licence, action):
     body["reason"] = "   "
     response = http.post(f"/v1/licences/{licence.id}/{action}", json=body, headers=regulator[1])
     assert response.status_code == 400
+    assert response.get_json()["fields"] == ["reason"]
     del body["reason"]
     response = http.post(f"/v1/licences/{licence.id}/{action}", json=body, headers=regulator[1])
     assert response.status_code == 400

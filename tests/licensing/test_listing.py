@@ -98,6 +98,8 @@ def test_filters_by_effective_status_and_profession(http, regulator, register, r
         "registration_number=123456789",
         "cursor=abc",
         "cursor=1234567890123456789",
+        "statu=active",  # a misspelt filter is not silently ignored
+        "registration_number=0000",
     ],
 )
 def test_bad_filters_are_400(http, regulator, query):
