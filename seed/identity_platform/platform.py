@@ -158,14 +158,15 @@ class EmbeddedIdentityPlatform:
             )
         self._verified_versions.add(version)
 
-    def _current_version(self, conn: Connection, *, for_update: bool = False) -> int:
+    def _current_version(self, conn: Connection) -> int:
         """The key version in force, read in ``conn``'s transaction.
 
-        ``for_update`` serialises with ``rotate-keys``, which takes this row first.
+        On PostgreSQL the row is share-locked, so enrolment waits for a running
+        ``rotate-keys`` (which updates the row first) instead of using the old version.
         """
         query = _STATE_QUERY
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update(read=not for_update)
+            query = query.with_for_update(read=True)
         row = conn.execute(query).one()
         self._check_current(row.current_key_version, row.key_fingerprint)
         return row.current_key_version
