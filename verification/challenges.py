@@ -98,19 +98,19 @@ def consume_nonce(
     if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_LENGTH:
         return None
     at = now or utcnow()
-    owner = Challenge.client_id.is_(None) if client_id is None else Challenge.client_id == client_id
+    table = Challenge.__table__  # a Core statement: no ORM bookkeeping on the hot path
+    owner = table.c.client_id.is_(None) if client_id is None else table.c.client_id == client_id
     statement = (
-        update(Challenge)
+        update(table)
         .where(
-            Challenge.nonce_hash == nonce_hash(nonce),
-            Challenge.purpose == purpose,
+            table.c.nonce_hash == nonce_hash(nonce),
+            table.c.purpose == purpose,
             owner,
-            Challenge.consumed_at.is_(None),
-            Challenge.expires_at > at,
+            table.c.consumed_at.is_(None),
+            table.c.expires_at > at,
         )
         .values(consumed_at=at)
-        .returning(Challenge.id, Challenge.purpose, Challenge.client_id, Challenge.profession)
-        .execution_options(synchronize_session=False)
+        .returning(table.c.id, table.c.purpose, table.c.client_id, table.c.profession)
     )
     row = session.execute(statement).one_or_none()
     if row is None:

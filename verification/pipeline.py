@@ -39,6 +39,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, current_app
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from core import jws
@@ -361,8 +362,8 @@ def _steps_8_and_9(
         claims["sub"] = subject
     receipt = get_keyring(app).sign(claims, RECEIPT_TYPE)
     if holder_code is not None:
-        session.add(
-            AccessRecord(
+        session.execute(
+            insert(AccessRecord.__table__).values(
                 id=secrets.token_hex(16),
                 holder_code=holder_code,
                 verifier_client_id=verifier.client_id,

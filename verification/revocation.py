@@ -283,7 +283,8 @@ def _cache(app: Flask) -> dict[str, RevocationSet]:
     return cache
 
 
-_CURRENT_CRLS = select(CardCrl.issuer_key, CardCrl.sha256, CardCrl.next_update)
+_crls = CardCrl.__table__
+_CURRENT_CRLS = select(_crls.c.issuer_key, _crls.c.sha256, _crls.c.next_update)
 
 
 def _revocation_sets(
