@@ -49,9 +49,9 @@ def test_concurrent_submissions_of_one_assertion(
 
     with app.app_context():
         outcomes = dict(
-            get_session().execute(
-                select(AccessRecord.outcome, func.count()).group_by(AccessRecord.outcome)
-            ).all()
+            get_session()
+            .execute(select(AccessRecord.outcome, func.count()).group_by(AccessRecord.outcome))
+            .all()
         )
     # One access record for the success, one per rejected replay (made with a known card).
     assert outcomes == {"licensed": 1, "invalid_nonce": THREADS - 1}
