@@ -222,7 +222,9 @@ def seed_demo(holders: int, cards: int, seed: int, if_empty: bool, base_url: str
             click.echo("demo: the database already has licences; nothing seeded")
             return
         if _is_production_database(config["DATABASE_URL"]):
-            raise NotEmpty("the database already has licences; refusing to seed a production database")
+            raise NotEmpty(
+                "the database already has licences; refusing to seed a production database"
+            )
         raise NotEmpty("the database already has licences; use a fresh INSTANCE_PATH")
 
     started = time.perf_counter()
