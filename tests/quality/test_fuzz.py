@@ -53,7 +53,7 @@ from schemathesis.config._checks import (
     POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES,
 )
 from schemathesis.core import NOT_SET
-from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.core.failures import AcceptedNegativeData, Failure, FailureGroup
 from schemathesis.openapi.checks import RejectedPositiveData
 
 from core.errors import ServiceError
@@ -208,19 +208,32 @@ def _rejected_positive(failure: Failure) -> bool:
     return isinstance(failure, RejectedPositiveData)
 
 
-KNOWN_BUGS: list[KnownBug] = [
-    KnownBug(
-        "licensing: validation beyond the documented schema answers schema-valid input "
-        "with 400 (whitespace-only name or reason, registration number 0, registered_on in "
-        "the future, suspension end in the past); declare it in the schema or answer 422",
-        lambda f, case: _rejected_positive(f)
-        and _has_body(case)
-        and case.operation.path.startswith("/v1/licences"),
-    ),
-]
-# Fixed and removed: errors documented as application/json instead of problem+json, and
-# request bodies not marked required (foundation, 931c512); PUT /v1/card-authority/crl
-# without a documented body (verification, 29377b6).
+KNOWN_BUGS: list[KnownBug] = []
+# Found by this suite, fixed, removed: errors documented as application/json instead of
+# problem+json, and request bodies not marked required (foundation, 931c512); PUT
+# /v1/card-authority/crl without a documented body (verification, 29377b6); licensing
+# rules beyond the schema answered with 400, unknown list filters ignored (07d1b85).
+
+
+def _nothing_invalid_was_sent(failure: Failure, case) -> bool:
+    """schemathesis' negative mode sometimes "violates" ``additionalProperties`` of the
+    query with an extra parameter whose value is an empty list: it serialises to nothing,
+    so the request actually sent was valid and rightly accepted (a tool artefact, not a
+    service bug). Only that exact shape is excused."""
+    if not isinstance(failure, AcceptedNegativeData) or not isinstance(case.query, dict):
+        return False
+    lines = [ln.strip() for ln in failure.message.splitlines() if ln.strip().startswith("- ")]
+    only_query_extra = lines and all(
+        ln.startswith("- query: violates `additionalProperties`")
+        or ln.startswith("- header: violates `required` (was Authorization)")  # we add it
+        for ln in lines
+    )
+    declared = {parameter.name for parameter in case.operation.query}
+    extra = {k: v for k, v in case.query.items() if k not in declared}
+    return bool(only_query_extra and extra and all(v == [] for v in extra.values()))
+
+
+TOOL_ARTEFACTS = [_nothing_invalid_was_sent]
 
 
 def _key(failure: Failure) -> tuple:
@@ -304,6 +317,8 @@ def test_operation_conforms_to_its_spec(app, ready_service, method, path, roles)
     explained: dict[str, int] = {}
     unexplained = []
     for caller, failure, curl, case in found.values():
+        if any(excuse(failure, case) for excuse in TOOL_ARTEFACTS):
+            continue
         bug = next((b for b in KNOWN_BUGS if b.matches(failure, case)), None)
         if bug is not None:
             explained[bug.summary] = explained.get(bug.summary, 0) + 1
