@@ -8,6 +8,21 @@ from typing import Any
 
 DEFAULT_AUDIENCE = "urn:licence-verification:local"
 
+# Optional settings: taken from the environment when set there, else each consumer's
+# documented default applies (None here).
+OPTIONAL_SETTINGS = (
+    "PUBLIC_BASE_URL",  # absolute base of status list URIs (never the request's Host)
+    "STATUS_LIST_TTL",  # seconds relying parties may cache a status list
+    "HOLDER_CREDENTIAL_LIFETIME",  # seconds, at most 24 hours
+    "HOLDER_RATE_LIMIT_CHALLENGES",  # per client address, e.g. "30 per minute"
+    "HOLDER_RATE_LIMIT_SESSIONS",
+    "HOLDER_RATE_LIMIT_AUTHENTICATED",
+    "HOLDER_RATE_LIMIT_STATUS_LISTS",
+    "SIGNING_RETIRED_KEYS_DIR",  # public parts of rotated signing keys
+    "SIGNING_KEY_RETENTION",  # seconds a retired key stays in the JWKS
+    "IDENTITY_MASTER_KEY",  # embedded platform master keys ("1:<b64url>,2:<b64url>")
+)
+
 
 def settings_from_env(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the Flask config mapping; explicit overrides win over the environment."""
@@ -33,5 +48,6 @@ def settings_from_env(overrides: dict[str, Any] | None = None) -> dict[str, Any]
         # Flask rejects larger bodies with 413 before any parsing happens.
         "MAX_CONTENT_LENGTH": 64 * 1024,
     }
+    settings.update({key: env.get(key) or None for key in OPTIONAL_SETTINGS})
     settings.update(overrides)
     return settings

@@ -226,16 +226,14 @@ def load_or_create_key(path: str | os.PathLike[str]) -> SigningKey:
 
 
 def retired_keys_dir(config: Mapping[str, Any]) -> Path:
-    configured = config.get("SIGNING_RETIRED_KEYS_DIR") or os.environ.get(
-        "SIGNING_RETIRED_KEYS_DIR"
-    )
+    configured = config.get("SIGNING_RETIRED_KEYS_DIR")
     if configured:
         return Path(configured)
     return Path(config["SIGNING_KEY_FILE"]).parent / RETIRED_DIR_NAME
 
 
 def retention(config: Mapping[str, Any]) -> timedelta:
-    seconds = config.get("SIGNING_KEY_RETENTION") or os.environ.get("SIGNING_KEY_RETENTION")
+    seconds = config.get("SIGNING_KEY_RETENTION")
     return timedelta(seconds=int(seconds)) if seconds else DEFAULT_RETENTION
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -107,10 +106,10 @@ def issuer_id(app: Flask | None = None) -> str:
 def public_base_url(app: Flask | None = None) -> str:
     """Where relying parties reach this service (status list URIs are absolute).
 
-    ``PUBLIC_BASE_URL`` (config or environment); never taken from the request's Host.
+    ``PUBLIC_BASE_URL`` (see core/config.py); never taken from the request's Host.
     """
     config = (app or current_app).config
-    value = config.get("PUBLIC_BASE_URL") or os.environ.get("PUBLIC_BASE_URL")
+    value = config.get("PUBLIC_BASE_URL")
     return (value or DEFAULT_PUBLIC_BASE_URL).rstrip("/")
 
 

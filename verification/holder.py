@@ -21,7 +21,6 @@ list URIs in credentials, default ``http://127.0.0.1:8000``), ``STATUS_LIST_TTL`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -329,16 +328,6 @@ def prune_command() -> None:
 
 def init_app(app: Flask) -> None:
     """Registers the holder blueprint (``verification.init_app`` calls this)."""
-    # Settings of this module: explicit config wins, then the environment, then defaults.
-    defaults: dict[str, str | None] = {
-        **RATE_LIMIT_DEFAULTS,
-        "PUBLIC_BASE_URL": None,
-        "STATUS_LIST_TTL": None,
-        "HOLDER_CREDENTIAL_LIFETIME": None,
-    }
-    for key, value in defaults.items():
-        if app.config.get(key) is None:
-            app.config[key] = os.environ.get(key) or value
     app.extensions[_LIMITER_KEY] = MovingWindowRateLimiter(MemoryStorage())
     app.register_blueprint(holder_bp)
     app.cli.add_command(holder_cli)

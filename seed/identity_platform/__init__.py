@@ -12,8 +12,6 @@ See README.md in this folder.
 
 from __future__ import annotations
 
-import os
-
 from flask import Flask
 
 from core.health import add_readiness_check
@@ -26,7 +24,7 @@ __all__ = ["EmbeddedIdentityPlatform", "alembic_config", "create_platform", "ini
 
 def create_platform(config) -> EmbeddedIdentityPlatform:
     """Builds the platform from the app config; nothing touches disk until first use."""
-    env_keys = config.get(ENV_VAR) or os.environ.get(ENV_VAR)
+    env_keys = config.get(ENV_VAR)
     source = MasterKeySource(config["IDENTITY_MASTER_KEY_FILE"], env_keys)
     return EmbeddedIdentityPlatform(config["IDENTITY_DATABASE_URL"], source)
 
