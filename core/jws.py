@@ -70,15 +70,22 @@ def _reject_constant(_name: str) -> Any:
     raise JwsError("non-standard JSON number")
 
 
-def strict_json_object(data: bytes) -> dict[str, Any]:
-    """A JSON object with unique member names and no NaN/Infinity (RFC 7515 section 4)."""
+def strict_json(data: bytes) -> Any:
+    """UTF-8 JSON with unique member names and no NaN/Infinity (RFC 7515 section 4)."""
     try:
-        value = json.loads(
+        return json.loads(
             data.decode("utf-8"),
             object_pairs_hook=_reject_duplicates,
             parse_constant=_reject_constant,
         )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise JwsError("not strict JSON") from None
+
+
+def strict_json_object(data: bytes) -> dict[str, Any]:
+    try:
+        value = strict_json(data)
+    except JwsError:
         raise JwsError("segment is not a JSON object") from None
     if not isinstance(value, dict):
         raise JwsError("segment is not a JSON object")

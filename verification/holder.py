@@ -303,15 +303,7 @@ def check_presentation_route(body: dict[str, Any]):
         audience=body["audience"],
         verifier=Verifier(client.id, client.name),
     )
-    return {
-        "verification_id": result.verification_id,
-        "outcome": result.outcome,
-        "profession": result.profession,
-        "holder": result.holder,
-        "licence": result.licence,
-        "checked_at": rfc3339(result.checked_at),
-        "receipt": result.receipt,
-    }
+    return result.as_json()
 
 
 holder_cli = ServiceGroup("holder", help="Holder sessions and credentials.")

@@ -21,17 +21,14 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
-from core.signing import get_keyring
 from verification import credentials as creds
 from verification import sd_jwt
 from verification.errors import VerificationError
 from verification.holder_models import HolderCredential
 from verification.models import AccessRecord
-from verification.pipeline import RECEIPT_TYPE, VerificationResult, Verifier
+from verification.pipeline import OUTCOME_BY_STATUS, VerificationResult, Verifier, sign_receipt
 
 log = logging.getLogger("licence_service.holder")
-
-_OUTCOME_BY_STATUS = {"active": "licensed", "suspended": "suspended", "revoked": "revoked"}
 
 
 def _record(
@@ -112,7 +109,7 @@ def check_presentation(
         raise
 
     state = creds.licence_states(session, [credential.licence_id]).get(credential.licence_id)
-    outcome = _OUTCOME_BY_STATUS.get(state.status, "not_licensed") if state else "not_licensed"
+    outcome = OUTCOME_BY_STATUS.get(state.status, "not_licensed") if state else "not_licensed"
     holder: dict[str, Any] | None = None
     licence: dict[str, Any] | None = None
     subject: str | None = None
@@ -127,18 +124,14 @@ def check_presentation(
             "registered_year": verified.disclosed.get("registered_year"),
             "suspended_until": state.suspended_until.isoformat() if state.suspended_until else None,
         }
-    verification_id = secrets.token_hex(16)
-    claims: dict[str, Any] = {
-        "iss": application.config["SERVICE_AUDIENCE"],
-        "verification_id": verification_id,
-        "verifier": verifier.client_id,
-        "profession": credential.profession,
-        "outcome": outcome,
-        "iat": int(at.timestamp()),
-    }
-    if subject is not None:
-        claims["sub"] = subject
-    receipt = get_keyring(application).sign(claims, RECEIPT_TYPE)
+    verification_id, receipt = sign_receipt(
+        application,
+        verifier=verifier,
+        profession=credential.profession,
+        outcome=outcome,
+        subject=subject,
+        at=at,
+    )
     _record(session, credential, verifier, at, outcome, verification_id)
     session.commit()
     return VerificationResult(

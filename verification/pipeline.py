@@ -272,8 +272,45 @@ class VerificationResult:
     checked_at: datetime
     receipt: str
 
+    def as_json(self) -> dict[str, Any]:
+        """The contract's verification response body."""
+        return {
+            "verification_id": self.verification_id,
+            "outcome": self.outcome,
+            "profession": self.profession,
+            "holder": self.holder,
+            "licence": self.licence,
+            "checked_at": rfc3339(self.checked_at),
+            "receipt": self.receipt,
+        }
 
-_OUTCOME_BY_STATUS = {"active": "licensed", "suspended": "suspended", "revoked": "revoked"}
+
+def sign_receipt(
+    app: Flask,
+    *,
+    verifier: Verifier,
+    profession: str,
+    outcome: str,
+    subject: str | None,
+    at: datetime,
+) -> tuple[str, str]:
+    """A new verification id and its receipt: an ES256 JWS the verifier keeps as evidence
+    (``sub`` only when a holder was identified)."""
+    verification_id = secrets.token_hex(16)
+    claims: dict[str, Any] = {
+        "iss": app.config["SERVICE_AUDIENCE"],
+        "verification_id": verification_id,
+        "verifier": verifier.client_id,
+        "profession": profession,
+        "outcome": outcome,
+        "iat": int(at.timestamp()),
+    }
+    if subject is not None:
+        claims["sub"] = subject
+    return verification_id, get_keyring(app).sign(claims, RECEIPT_TYPE)
+
+
+OUTCOME_BY_STATUS = {"active": "licensed", "suspended": "suspended", "revoked": "revoked"}
 
 
 def rfc3339(moment: datetime) -> str:
@@ -339,7 +376,7 @@ def _steps_8_and_9(
     if licence is None:
         outcome = "not_licensed"
     else:
-        outcome = _OUTCOME_BY_STATUS[licence.status]
+        outcome = OUTCOME_BY_STATUS[licence.status]
         subject = platform.code_for_certificate(verifier_agency(verifier.client_id), verified.leaf)
         if subject is None:  # the platform forgot the card between two calls
             raise RuntimeError("identity platform inconsistent")
@@ -349,18 +386,9 @@ def _steps_8_and_9(
             "registered_year": licence.registered_year,
             "suspended_until": _calendar_date(licence.suspended_until),
         }
-    verification_id = secrets.token_hex(16)
-    claims: dict[str, Any] = {
-        "iss": app.config["SERVICE_AUDIENCE"],
-        "verification_id": verification_id,
-        "verifier": verifier.client_id,
-        "profession": profession,
-        "outcome": outcome,
-        "iat": int(at.timestamp()),
-    }
-    if subject is not None:
-        claims["sub"] = subject
-    receipt = get_keyring(app).sign(claims, RECEIPT_TYPE)
+    verification_id, receipt = sign_receipt(
+        app, verifier=verifier, profession=profession, outcome=outcome, subject=subject, at=at
+    )
     if holder_code is not None:
         session.execute(
             insert(AccessRecord.__table__).values(

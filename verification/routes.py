@@ -85,15 +85,7 @@ def post_verification(body):
     result = run_verifier_flow(
         get_session(), body["assertion"], Verifier(client.id, client.name), now=utcnow()
     )
-    return {
-        "verification_id": result.verification_id,
-        "outcome": result.outcome,
-        "profession": result.profession,
-        "holder": result.holder,
-        "licence": result.licence,
-        "checked_at": rfc3339(result.checked_at),
-        "receipt": result.receipt,
-    }
+    return result.as_json()
 
 
 @bp.put("/v1/card-authority/crl")

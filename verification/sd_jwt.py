@@ -98,27 +98,11 @@ def make_disclosure(name: str, value: Any, salt: str | None = None) -> Disclosur
     return Disclosure(jws.b64url_encode(raw.encode("utf-8")), salt, name, value)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise SdJwtError("malformed")
-        result[key] = value
-    return result
-
-
-def _reject_constant(_name: str) -> Any:
-    raise SdJwtError("malformed")
-
-
 def parse_disclosure(encoded: str) -> Disclosure:
     """Strict: unpadded canonical base64url of a UTF-8 JSON array of 2 or 3 elements."""
     try:
-        raw = jws.b64url_decode(encoded)
-        value = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
-        )
-    except (jws.JwsError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        value = jws.strict_json(jws.b64url_decode(encoded))
+    except jws.JwsError:
         raise SdJwtError("malformed") from None
     if not isinstance(value, list) or len(value) not in (2, 3):
         raise SdJwtError("malformed")
