@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session
 
 from app import create_app
 from clients.service import TOKEN_PREFIX
@@ -142,7 +141,7 @@ class Crash(RuntimeError):
     """The injected fault."""
 
 
-def _crash_in_identity(monkeypatch):
+def _crash_in_identity(monkeypatch, _app):
     import identity
 
     real = identity.get_identity_platform
@@ -162,7 +161,7 @@ def _crash_in_identity(monkeypatch):
     monkeypatch.setattr(identity, "get_identity_platform", lambda: Failing(real()))
 
 
-def _crash_in_licence_lookup(monkeypatch):
+def _crash_in_licence_lookup(monkeypatch, _app):
     import licensing.service
 
     def crash(*args, **kwargs):
@@ -171,7 +170,7 @@ def _crash_in_licence_lookup(monkeypatch):
     monkeypatch.setattr(licensing.service, "licence_for_holder", crash)
 
 
-def _crash_in_receipt(monkeypatch):
+def _crash_in_receipt(monkeypatch, _app):
     import verification.pipeline
 
     class Keyring:
@@ -181,16 +180,33 @@ def _crash_in_receipt(monkeypatch):
     monkeypatch.setattr(verification.pipeline, "get_keyring", lambda app=None: Keyring())
 
 
-def _crash_in_commit(monkeypatch):
+def _crash_in_commit(_monkeypatch, app):
     """Both writes (nonce UPDATE, access record INSERT) have reached the database; the
-    transaction dies before COMMIT."""
+    transaction dies at COMMIT. Injected at the connection level, so it does not depend on
+    how the pipeline issues its statements (ORM or Core)."""
+    engine = app.extensions["db"].engine
+    wrote = {"access_record": False, "nonce": False}
 
-    def after_flush(session, _context):
-        if any(isinstance(obj, AccessRecord) for obj in session.new):
+    def before_execute(_conn, _cursor, statement, _params, _context, _executemany):
+        text = statement.lstrip().upper()
+        if text.startswith("INSERT INTO VERIFICATION_ACCESS_RECORDS"):
+            wrote["access_record"] = True
+        if text.startswith("UPDATE VERIFICATION_CHALLENGES"):
+            wrote["nonce"] = True
+
+    def on_commit(_conn):
+        if wrote["access_record"] and wrote["nonce"]:
             raise Crash()
 
-    event.listen(Session, "after_flush", after_flush)
-    return lambda: event.remove(Session, "after_flush", after_flush)
+    event.listen(engine, "before_cursor_execute", before_execute)
+    event.listen(engine, "commit", on_commit)
+
+    def undo():
+        event.remove(engine, "before_cursor_execute", before_execute)
+        event.remove(engine, "commit", on_commit)
+        assert wrote["access_record"] and wrote["nonce"], "the fault was never injected"
+
+    return undo
 
 
 FAULTS = {
@@ -210,7 +226,7 @@ def test_a_crash_between_steps_leaves_no_half_written_verification(
     assertion = holder.sign(challenge(headers)["nonce"], audience)
 
     with monkeypatch.context() as patch:
-        undo = inject(patch)
+        undo = inject(patch, app)
         try:
             response = verify(headers, assertion)
         finally:
