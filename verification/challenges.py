@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
@@ -82,6 +82,31 @@ def create_challenge(
     )
 
 
+def _consume_statement(owner_is_null: bool):
+    """The consuming UPDATE, built once: a Core statement with bound parameters costs a
+    cache lookup per call instead of statement construction and coercion (hot path)."""
+    table = Challenge.__table__
+    owner = (
+        table.c.client_id.is_(None) if owner_is_null else table.c.client_id == bindparam("b_client")
+    )
+    return (
+        update(table)
+        .where(
+            table.c.nonce_hash == bindparam("b_nonce_hash"),
+            table.c.purpose == bindparam("b_purpose"),
+            owner,
+            table.c.consumed_at.is_(None),
+            table.c.expires_at > bindparam("b_now"),
+        )
+        .values(consumed_at=bindparam("b_consumed_at"))
+        .returning(table.c.id, table.c.purpose, table.c.client_id, table.c.profession)
+    )
+
+
+_CONSUME_UNOWNED = _consume_statement(owner_is_null=True)
+_CONSUME_OWNED = _consume_statement(owner_is_null=False)
+
+
 def consume_nonce(
     session: Session,
     nonce: str,
@@ -98,21 +123,14 @@ def consume_nonce(
     if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_LENGTH:
         return None
     at = now or utcnow()
-    table = Challenge.__table__  # a Core statement: no ORM bookkeeping on the hot path
-    owner = table.c.client_id.is_(None) if client_id is None else table.c.client_id == client_id
-    statement = (
-        update(table)
-        .where(
-            table.c.nonce_hash == nonce_hash(nonce),
-            table.c.purpose == purpose,
-            owner,
-            table.c.consumed_at.is_(None),
-            table.c.expires_at > at,
-        )
-        .values(consumed_at=at)
-        .returning(table.c.id, table.c.purpose, table.c.client_id, table.c.profession)
-    )
-    row = session.execute(statement).one_or_none()
+    params = {"b_nonce_hash": nonce_hash(nonce), "b_purpose": purpose, "b_now": at}
+    params["b_consumed_at"] = at
+    if client_id is None:
+        statement = _CONSUME_UNOWNED
+    else:
+        statement = _CONSUME_OWNED
+        params["b_client"] = client_id
+    row = session.execute(statement, params).one_or_none()
     if row is None:
         return None
     return ConsumedChallenge(row.id, ChallengePurpose(row.purpose), row.client_id, row.profession)

@@ -354,6 +354,11 @@ def run_verifier_flow(
     return result
 
 
+#: Built once (hot path): executing a prebuilt Core INSERT with a parameter dict skips
+#: statement construction and cache-key generation on every verification.
+_INSERT_ACCESS_RECORD = insert(AccessRecord.__table__)
+
+
 def _steps_8_and_9(
     session: Session, verified: VerifiedAssertion, verifier: Verifier, app: Flask
 ) -> VerificationResult:
@@ -391,16 +396,17 @@ def _steps_8_and_9(
     )
     if holder_code is not None:
         session.execute(
-            insert(AccessRecord.__table__).values(
-                id=secrets.token_hex(16),
-                holder_code=holder_code,
-                verifier_client_id=verifier.client_id,
-                verifier_name=verifier.name,
-                at=at,
-                profession=profession,
-                outcome=outcome,
-                verification_id=verification_id,
-            )
+            _INSERT_ACCESS_RECORD,
+            {
+                "id": secrets.token_hex(16),
+                "holder_code": holder_code,
+                "verifier_client_id": verifier.client_id,
+                "verifier_name": verifier.name,
+                "at": at,
+                "profession": profession,
+                "outcome": outcome,
+                "verification_id": verification_id,
+            },
         )
     session.commit()  # the nonce consumption and the access record, together
     return VerificationResult(
