@@ -185,15 +185,17 @@ class Bench:
         rounds: int = 3,
         duration: float = 5,
     ) -> dict:
-        """Runs on the 10k and the grown instance alternately (A B A B ...), so that a
-        change in the machine's load hits both sides alike."""
+        """Runs on the 10k and the grown instance alternately (A B, B A, A B), so that a
+        change in the machine's load, or running first, hits both sides alike."""
         count = max(1000, int(rate * duration * 1.8))
         sides: dict[str, list[LoadResult]] = {"base": [], "scaled": []}
         for server in (base, scaled):  # warm both (caches, connections) before timing
             prep.check_one(server.url, prepared)
             self.pool_run(server, prepared, workdir, min(count, 600), 2)
-        for _ in range(rounds):
-            for name, server in (("base", base), ("scaled", scaled)):
+        order = [("base", base), ("scaled", scaled)]
+        for index in range(rounds):
+            # A B, B A, A B, ...: neither side always runs first.
+            for name, server in order if index % 2 == 0 else order[::-1]:
                 sides[name].append(self.pool_run(server, prepared, workdir, count, duration))
         summary: dict = {}
         # Per round, the two runs were adjacent in time: their ratio is what a change of
