@@ -1,7 +1,8 @@
-"""``flask crl import FILE``: the card authority feed from the command line."""
+"""``flask crl import FILE`` (the card authority feed) and ``flask challenges prune``."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -10,10 +11,12 @@ from cryptography.hazmat.primitives import serialization
 
 from core.cli import ServiceGroup
 from core.db import get_session
+from verification.challenges import prune_challenges
 from verification.errors import InvalidCrl
 from verification.revocation import MAX_CRL_BYTES, import_crl
 
 crl_cli = ServiceGroup("crl", help="Card revocation lists from the card authority.")
+challenges_cli = ServiceGroup("challenges", help="Verifier and holder challenges (nonces).")
 
 
 def read_crl_file(path: Path) -> bytes:
@@ -39,3 +42,11 @@ def import_command(file: Path) -> None:
         f"CRL {state}: issuer {imported.issuer}, number {imported.crl_number}, "
         f"{imported.revoked} revoked, next update {imported.next_update.isoformat()}"
     )
+
+
+@challenges_cli.command("prune")
+@click.option("--days", type=click.IntRange(1), default=1, show_default=True)
+def prune_command(days: int) -> None:
+    """Delete challenges that expired more than DAYS ago (run daily, e.g. from cron)."""
+    removed = prune_challenges(get_session(), older_than=timedelta(days=days))
+    click.echo(f"removed {removed} expired challenges")

@@ -161,3 +161,12 @@ def test_prune_removes_long_expired_challenges(db_session):
     assert prune_challenges(db_session) == 1
     remaining = set(db_session.scalars(select(Challenge.id)))
     assert fresh.challenge_id in remaining and old.challenge_id not in remaining
+
+
+def test_prune_command_removes_only_long_expired_challenges(app, db_session):
+    create_challenge(db_session, ChallengePurpose.HOLDER, now=datetime.now(UTC) - timedelta(days=3))
+    fresh = create_challenge(db_session, ChallengePurpose.HOLDER)
+    result = app.test_cli_runner().invoke(args=["challenges", "prune", "--days", "2"])
+    assert result.exit_code == 0, result.output
+    assert "removed 1 expired challenges" in result.output
+    assert set(db_session.scalars(select(Challenge.id))) == {fresh.challenge_id}
