@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from seed.identity_platform.crypto import new_person_ids
 from seed.identity_platform.models import IdentityBase, Person
 from seed.identity_platform.platform import certificate_key, valid_my_number
 from tests.fixtures.identity import my_numbers
+from tests.seed.identity_platform.threads import run_in_threads
 
 INVALID = ["", "12345678901", "123456789017", "12345678901a", "１２３４５６７８９０１８", None, 1]
 
@@ -110,20 +110,9 @@ def test_a_concurrent_enrolment_wins_and_is_used(identity_platform, my_number_fa
 
 def test_parallel_first_use_enrols_each_person_once(identity_platform, my_number_factory):
     numbers = [my_number_factory() for _ in range(20)]
-    results: list[list[str]] = []
-    errors: list[BaseException] = []
-
-    def work():
-        try:
-            results.append(identity_platform.codes_for_my_numbers(LICENSING_AGENCY, numbers))
-        except Exception as error:  # noqa: BLE001 - asserted below
-            errors.append(error)
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = run_in_threads(
+        lambda: identity_platform.codes_for_my_numbers(LICENSING_AGENCY, numbers)
+    )
     assert not errors
     assert all(result == results[0] for result in results)
     assert _persons(identity_platform) == 20
@@ -300,3 +289,44 @@ def test_store_file_lives_under_the_instance(app, identity_platform, my_number_f
     instance = Path(app.config["INSTANCE_PATH"])
     assert (instance / "identity_platform.sqlite3").exists()
     assert (instance / "identity_platform" / "master-keys.json").exists()
+
+
+_AGENCY_NAMES = st.sampled_from(
+    [LICENSING_AGENCY, verifier_agency("a"), verifier_agency("hospital-7"), verifier_agency("b")]
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(agencies=st.lists(_AGENCY_NAMES, max_size=5), registered=st.booleans())
+def test_codes_for_certificate_equal_the_single_calls(
+    identity_platform, my_number_factory, certificate_factory, agencies, registered
+):
+    card = certificate_factory()
+    if registered:
+        identity_platform.register_certificate(card, my_number_factory())
+    codes = identity_platform.codes_for_certificate(card, agencies)
+    singles = [identity_platform.code_for_certificate(agency, card) for agency in agencies]
+    if registered:
+        assert codes == singles
+    else:
+        assert codes is None
+        assert all(single is None for single in singles)
+
+
+def test_codes_for_certificate_checks_agencies_and_rejects_one_string(
+    identity_platform, my_number_factory, certificate_factory
+):
+    card = certificate_factory()
+    identity_platform.register_certificate(card, my_number_factory())
+    with pytest.raises(TypeError):
+        identity_platform.codes_for_certificate(card, LICENSING_AGENCY)
+    with pytest.raises(ValueError):
+        identity_platform.codes_for_certificate(card, [LICENSING_AGENCY, ""])
+    assert identity_platform.codes_for_certificate(card, []) == []
+    unregistered = certificate_factory()
+    with pytest.raises(ValueError):
+        identity_platform.codes_for_certificate(unregistered, [""])

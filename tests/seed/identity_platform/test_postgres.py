@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
 from alembic import command
@@ -16,6 +15,7 @@ from identity import LICENSING_AGENCY, verifier_agency
 from identity.errors import InvalidAgencyCode
 from seed.identity_platform import alembic_config, create_platform
 from seed.identity_platform.rotation import rotate_keys
+from tests.seed.identity_platform.threads import run_in_threads
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"), reason="needs TEST_DATABASE_URL (PostgreSQL)"
@@ -58,19 +58,9 @@ def test_codes_bulk_certificates_and_translation(
 def test_concurrent_enrolment_enrols_once(pg_platform, my_number_factory):
     numbers = [my_number_factory() for _ in range(200)]
     pg_platform.ensure_ready()
-    results, errors = [], []
-
-    def work():
-        try:
-            results.append(pg_platform.codes_for_my_numbers(LICENSING_AGENCY, numbers))
-        except Exception as error:  # noqa: BLE001 - asserted below
-            errors.append(error)
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = run_in_threads(
+        lambda: pg_platform.codes_for_my_numbers(LICENSING_AGENCY, numbers)
+    )
     assert not errors
     assert all(r == results[0] for r in results)
     assert pg_platform.counts()["persons"] == 200
