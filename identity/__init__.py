@@ -46,6 +46,16 @@ class IdentityPlatform(Protocol):
         """
         ...
 
+    def codes_for_certificate(
+        self, certificate: x509.Certificate, agencies: Sequence[str]
+    ) -> list[str] | None:
+        """``code_for_certificate`` for several agencies at once, in the same order: one
+        lookup of the holder, then one code per agency.
+
+        None when the certificate is not registered to anyone.
+        """
+        ...
+
     def translate(self, code: str, from_agency: str, to_agency: str) -> str:
         """Re-express ``from_agency``'s code as ``to_agency``'s code for the same person.
 

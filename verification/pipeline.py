@@ -369,9 +369,14 @@ def _steps_8_and_9(
     assert profession is not None  # verifier challenges always carry one
     at = verified.verified_at
 
-    # 8. Identity platform: certificate -> licensing agency code -> licence.
-    platform = get_identity_platform()
-    holder_code = platform.code_for_certificate(LICENSING_AGENCY, verified.leaf)
+    # 8. Identity platform: certificate -> licensing agency code -> licence. One lookup of
+    # the card's holder yields both codes; the verifier's pairwise code is only used
+    # (receipt ``sub``, response ``holder.subject``) when a licence is found below, never
+    # recorded or returned for ``not_licensed``.
+    codes = get_identity_platform().codes_for_certificate(
+        verified.leaf, [LICENSING_AGENCY, verifier_agency(verifier.client_id)]
+    )
+    holder_code, verifier_code = codes if codes is not None else (None, None)
     licence = licence_for_holder(session, holder_code, profession) if holder_code else None
 
     # 9. Outcome for the asked profession only, pairwise code, receipt, access record.
@@ -382,9 +387,7 @@ def _steps_8_and_9(
         outcome = "not_licensed"
     else:
         outcome = OUTCOME_BY_STATUS[licence.status]
-        subject = platform.code_for_certificate(verifier_agency(verifier.client_id), verified.leaf)
-        if subject is None:  # the platform forgot the card between two calls
-            raise RuntimeError("identity platform inconsistent")
+        subject = verifier_code
         holder = {"name": licence.name, "subject": subject}
         licence_view = {
             "status": licence.status,

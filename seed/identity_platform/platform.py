@@ -332,7 +332,16 @@ class EmbeddedIdentityPlatform:
         return codes
 
     def code_for_certificate(self, agency: str, certificate: x509.Certificate) -> str | None:
-        check_agency(agency)
+        codes = self.codes_for_certificate(certificate, [agency])
+        return None if codes is None else codes[0]
+
+    def codes_for_certificate(
+        self, certificate: x509.Certificate, agencies: Sequence[str]
+    ) -> list[str] | None:
+        if isinstance(agencies, str):
+            raise TypeError("a sequence of agencies expected, not one string")
+        for agency in agencies:
+            check_agency(agency)
         issuer, serial = certificate_key(certificate)
         if len(serial) > _MAX_SERIAL_HEX:
             return None
@@ -342,7 +351,8 @@ class EmbeddedIdentityPlatform:
             if row is None:
                 return None
             self._ensure_version(conn, row.key_version)
-        return self.crypto.encode(bytes.fromhex(row.id), agency, row.key_version)
+        person_id = bytes.fromhex(row.id)
+        return [self.crypto.encode(person_id, agency, row.key_version) for agency in agencies]
 
     def translate(self, code: str, from_agency: str, to_agency: str) -> str:
         check_agency(to_agency)

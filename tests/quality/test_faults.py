@@ -155,6 +155,11 @@ def _crash_in_identity(monkeypatch, _app):
                 raise Crash()
             return self._platform.code_for_certificate(agency, certificate)
 
+        def codes_for_certificate(self, certificate, agencies):
+            if any(agency.startswith("verifier:") for agency in agencies):
+                raise Crash()
+            return self._platform.codes_for_certificate(certificate, agencies)
+
         def __getattr__(self, name):
             return getattr(self._platform, name)
 
