@@ -10,8 +10,7 @@ from __future__ import annotations
 from apiflask import HTTPTokenAuth
 from flask import g
 
-from clients.models import ApiClient
-from clients.service import authenticate
+from clients.service import AuthenticatedClient, authenticate
 from core.db import get_session
 
 client_auth = HTTPTokenAuth(
@@ -22,7 +21,7 @@ client_auth = HTTPTokenAuth(
 
 
 @client_auth.verify_token
-def _verify_client_token(token: str) -> ApiClient | None:
+def _verify_client_token(token: str) -> AuthenticatedClient | None:
     client = authenticate(get_session(), token) if token else None
     if client is not None:
         g.client = client
@@ -30,9 +29,9 @@ def _verify_client_token(token: str) -> ApiClient | None:
 
 
 @client_auth.get_user_roles
-def _client_roles(client: ApiClient) -> list[str]:
+def _client_roles(client: AuthenticatedClient) -> list[str]:
     return [client.role.value]
 
 
-def current_client() -> ApiClient:
+def current_client() -> AuthenticatedClient:
     return client_auth.current_user

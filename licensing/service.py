@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from clients.models import ApiClient
+from clients.service import AuthenticatedClient
 from core.db import utcnow
 from core.errors import Conflict
 from core.my_number import is_valid_my_number
@@ -85,8 +86,12 @@ def new_licence_id() -> str:
     return f"lic_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(5)}"
 
 
-def actor_id(actor: ApiClient | str | None) -> str:
-    if isinstance(actor, ApiClient):
+#: Who acts: an API client (stored or the authenticated request's), a name, or the CLI.
+Actor = ApiClient | AuthenticatedClient | str | None
+
+
+def actor_id(actor: Actor) -> str:
+    if isinstance(actor, ApiClient | AuthenticatedClient):
         return actor.id
     return actor or CLI_ACTOR
 
@@ -257,7 +262,7 @@ def check_registered_on(value: date, day: date) -> date:
 
 def register_licence(
     session: Session,
-    actor: ApiClient | str | None,
+    actor: Actor,
     *,
     profession: str,
     my_number: str,
@@ -432,26 +437,20 @@ def _lapse_view(licence: Licence) -> EventView:
 
 
 def suspend_licence(
-    session: Session, actor: ApiClient | str | None, licence_id: str, *, reason: str, until: date
+    session: Session, actor: Actor, licence_id: str, *, reason: str, until: date
 ) -> Licence:
     return _transition(session, actor, licence_id, "suspend", reason, until)
 
 
-def reinstate_licence(
-    session: Session, actor: ApiClient | str | None, licence_id: str, *, reason: str
-) -> Licence:
+def reinstate_licence(session: Session, actor: Actor, licence_id: str, *, reason: str) -> Licence:
     return _transition(session, actor, licence_id, "reinstate", reason)
 
 
-def revoke_licence(
-    session: Session, actor: ApiClient | str | None, licence_id: str, *, reason: str
-) -> Licence:
+def revoke_licence(session: Session, actor: Actor, licence_id: str, *, reason: str) -> Licence:
     return _transition(session, actor, licence_id, "revoke", reason)
 
 
-def erase_licence(
-    session: Session, actor: ApiClient | str | None, licence_id: str, *, reason: str
-) -> Licence:
+def erase_licence(session: Session, actor: Actor, licence_id: str, *, reason: str) -> Licence:
     """Terminal: removes the personal data (holder code, name, registration number); the
     licence id, profession, dates and the history remain. Frees the registration number."""
     return _transition(session, actor, licence_id, "erase", reason)
@@ -467,7 +466,7 @@ TRANSITIONS = {
 
 def _transition(
     session: Session,
-    actor: ApiClient | str | None,
+    actor: Actor,
     licence_id: str,
     action: str,
     reason: str,
