@@ -107,6 +107,52 @@ _CONSUME_UNOWNED = _consume_statement(owner_is_null=True)
 _CONSUME_OWNED = _consume_statement(owner_is_null=False)
 
 
+def _usable_statement(owner_is_null: bool):
+    """The read-only twin of the consuming UPDATE: the same conditions, built once."""
+    table = Challenge.__table__
+    owner = (
+        table.c.client_id.is_(None) if owner_is_null else table.c.client_id == bindparam("b_client")
+    )
+    return select(table.c.id, table.c.purpose, table.c.client_id, table.c.profession).where(
+        table.c.nonce_hash == bindparam("b_nonce_hash"),
+        table.c.purpose == bindparam("b_purpose"),
+        owner,
+        table.c.consumed_at.is_(None),
+        table.c.expires_at > bindparam("b_now"),
+    )
+
+
+_USABLE_UNOWNED = _usable_statement(owner_is_null=True)
+_USABLE_OWNED = _usable_statement(owner_is_null=False)
+
+
+def find_usable_challenge(
+    session: Session,
+    nonce: str,
+    purpose: ChallengePurpose,
+    *,
+    client_id: str | None = None,
+    now: datetime | None = None,
+) -> ConsumedChallenge | None:
+    """The challenge ``consume_nonce`` would consume now, read-only (changes nothing).
+
+    Only a pre-check: a concurrent submission can consume it meanwhile, so the caller
+    must still ``consume_nonce`` (the one conditional UPDATE decides) before it commits.
+    """
+    if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_LENGTH:
+        return None
+    params = {"b_nonce_hash": nonce_hash(nonce), "b_purpose": purpose, "b_now": now or utcnow()}
+    if client_id is None:
+        statement = _USABLE_UNOWNED
+    else:
+        statement = _USABLE_OWNED
+        params["b_client"] = client_id
+    row = session.execute(statement, params).one_or_none()
+    if row is None:
+        return None
+    return ConsumedChallenge(row.id, ChallengePurpose(row.purpose), row.client_id, row.profession)
+
+
 def consume_nonce(
     session: Session,
     nonce: str,

@@ -7,21 +7,29 @@
  4. Revocation against the issuer's newest CRL                    -> 403 card_* / 503
  5. Signature with the validated leaf's key only                  -> 401 invalid_assertion
  6. Claims: aud, iat/exp bounds, nonce present                    -> 401 invalid_assertion
- 7. Nonce consumed atomically (caller-supplied consumer)          -> 401 invalid_nonce
+ 7. Nonce: usable for this caller (caller-supplied check)         -> 401 invalid_nonce
  8. Identity platform: certificate -> licensing code -> licence
- 9. Outcome for the asked profession; verifier's pairwise code; receipt; access record
+ 9. Outcome for the asked profession; verifier's pairwise code; receipt; then the nonce
+    consumed (verifier flow), the access record and the commit    -> 401 invalid_nonce
 
 Steps 0-7 are ``verify_card_assertion``, shared by every flow that accepts a card
-assertion: the verifier flow passes a consumer of its own client-bound challenges,
-the holder sign-in flow one of public holder challenges. Steps 8-9 are the verifier
-flow (``run_verifier_flow``).
+assertion. The holder sign-in flow passes a consumer of public holder challenges: its
+step 7 consumes the nonce. The verifier flow (``run_verifier_flow``, steps 8-9) passes a
+read-only check of its own client-bound challenges: step 7 only checks the nonce there,
+and it is consumed at the end of step 9, by the one conditional UPDATE, right before the
+access record INSERT and the COMMIT. Why: on SQLite the first write takes the database's
+write lock until COMMIT, and consuming first held it through the identity platform, the
+licence lookup and the receipt signature, serialising every verification behind them. If
+a concurrent submission consumed the nonce after the check, the UPDATE matches no row and
+the attempt ends as at step 7: 401 invalid_nonce, rolled back, nothing written.
 
 Failures raise ``verification.errors`` classes. From step 4 on the chain has
 validated, and the error carries the card certificate (``error.leaf``) and the nonce
 claim (``error.nonce``), so the caller can tell the card's holder about the attempt.
 
-Everything happens in the caller's session; steps 0-6 only read, step 7 is the first
-write, so on SQLite the write lock is taken by the consuming UPDATE itself.
+Everything happens in the caller's session; steps 0-6 only read, and the nonce UPDATE is
+the first write (step 7 in the holder flow, the end of step 9 in the verifier flow), so on
+SQLite the write lock is taken by the consuming UPDATE itself.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from verification.challenges import (
     ChallengePurpose,
     ConsumedChallenge,
     consume_nonce,
+    find_usable_challenge,
     peek_profession,
 )
 from verification.errors import (
@@ -78,13 +87,15 @@ CLOCK_LEEWAY_SECONDS = 60
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 MAX_LIFETIME_SECONDS = 300
 
-#: (session, nonce claim, now) -> the consumed challenge, or None if not consumable.
+#: (session, nonce claim, now) -> the consumed (or, for a read-only check, the usable)
+#: challenge, or None if not consumable.
 NonceConsumer = Callable[[Session, str, datetime], ConsumedChallenge | None]
 
 
 @dataclass(frozen=True)
 class VerifiedAssertion:
-    """A card assertion that passed steps 0-7."""
+    """A card assertion that passed steps 0-7 (``challenge``: consumed, or for the
+    verifier flow's read-only check, usable)."""
 
     chain: list[x509.Certificate]  # leaf first, trust anchor last
     claims: dict[str, Any]
@@ -212,8 +223,10 @@ def verify_card_assertion(
     now: datetime | None = None,
     app: Flask | None = None,
 ) -> VerifiedAssertion:
-    """Steps 0-7. On success the nonce is consumed but NOT committed: the caller commits
-    it with whatever the assertion unlocks, or rolls back (and the nonce stays usable)."""
+    """Steps 0-7. With a consumer (holder flow), on success the nonce is consumed but NOT
+    committed: the caller commits it with whatever the assertion unlocks, or rolls back (and
+    the nonce stays usable). With a read-only check (verifier flow) nothing is written and
+    the caller consumes the nonce itself before committing."""
     application = app or current_app
     at = now or utcnow()
     if not isinstance(token, str):
@@ -240,6 +253,17 @@ def verifier_nonce_consumer(client_id: str) -> NonceConsumer:
         return consume_nonce(session, nonce, ChallengePurpose.VERIFIER, client_id=client_id, now=at)
 
     return consume
+
+
+def verifier_nonce_check(client_id: str) -> NonceConsumer:
+    """Step 7 of the verifier flow: read-only; ``run_verifier_flow`` consumes at the end."""
+
+    def check(session: Session, nonce: str, at: datetime) -> ConsumedChallenge | None:
+        return find_usable_challenge(
+            session, nonce, ChallengePurpose.VERIFIER, client_id=client_id, now=at
+        )
+
+    return check
 
 
 def holder_nonce_consumer() -> NonceConsumer:
@@ -329,25 +353,26 @@ def run_verifier_flow(
     now: datetime | None = None,
     app: Flask | None = None,
 ) -> VerificationResult:
-    """Steps 0-9 for ``POST /v1/verifications``: one transaction, one commit.
+    """Steps 0-9 for ``POST /v1/verifications``: reads, then one short write transaction
+    (nonce UPDATE, access record INSERT, COMMIT).
 
-    A rejection after the chain validated is recorded for the card's holder (if the
-    identity platform knows the card) in a separate transaction; it never consumes a
-    nonce and the response is the same whether or not a record was written.
+    A rejection after the chain validated (including a nonce consumed concurrently between
+    step 7's check and the final UPDATE) is recorded for the card's holder (if the identity
+    platform knows the card) in a separate transaction; it never consumes a nonce and the
+    response is the same whether or not a record was written.
     """
     application = app or current_app
     at = now or utcnow()
     try:
         verified = verify_card_assertion(
-            session, token, verifier_nonce_consumer(verifier.client_id), now=at, app=application
+            session, token, verifier_nonce_check(verifier.client_id), now=at, app=application
         )
+        result = _steps_8_and_9(session, verified, verifier, application)
     except VerificationError as error:
-        session.rollback()
+        session.rollback()  # the nonce stays usable
         if error.leaf is not None:
             record_rejected_attempt(session, error, verifier, at)
         raise
-    try:
-        result = _steps_8_and_9(session, verified, verifier, application)
     except BaseException:
         session.rollback()  # the nonce stays usable
         raise
@@ -397,6 +422,20 @@ def _steps_8_and_9(
     verification_id, receipt = sign_receipt(
         app, verifier=verifier, profession=profession, outcome=outcome, subject=subject, at=at
     )
+    # The nonce, consumed by the one conditional UPDATE (step 7 only checked it): no row
+    # means a concurrent submission used it first, which ends as step 7 would have.
+    consumed = consume_nonce(
+        session,
+        verified.claims["nonce"],
+        ChallengePurpose.VERIFIER,
+        client_id=verifier.client_id,
+        now=at,
+    )
+    if consumed is None or consumed.challenge_id != verified.challenge.challenge_id:
+        error = InvalidNonce()
+        error.leaf = verified.leaf
+        error.nonce = verified.claims["nonce"]
+        raise error
     if holder_code is not None:
         session.execute(
             _INSERT_ACCESS_RECORD,

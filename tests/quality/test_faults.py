@@ -250,3 +250,32 @@ def test_a_crash_between_steps_leaves_no_half_written_verification(
     assert _consumed(app) == 1 and _licensed_records(app) == 1
     replay = verify(headers, assertion)
     assert replay.status_code == 401 and replay.get_json()["code"] == "invalid_nonce"
+
+
+def test_a_nonce_used_between_the_check_and_the_consumption_is_invalid_nonce(
+    app, verifier, challenge, verify, audience, licensed_holder, monkeypatch
+):
+    """Step 7 only checks the nonce; the conditional UPDATE at the end decides. A
+    concurrent submission that consumes it in between wins: this one is a 401
+    invalid_nonce with nothing written but the holder's rejected-attempt record."""
+    import verification.pipeline
+
+    _, headers = verifier
+    holder = licensed_holder()
+    assertion = holder.sign(challenge(headers)["nonce"], audience)
+    real_sign = verification.pipeline.sign_receipt
+    engine = app.extensions["db"].engine
+
+    def sign_after_a_rival_consumed(*args, **kwargs):
+        with engine.begin() as conn:  # another connection: the rival's committed UPDATE
+            conn.execute(Challenge.__table__.update().values(consumed_at=datetime.now(UTC)))
+        return real_sign(*args, **kwargs)
+
+    monkeypatch.setattr(verification.pipeline, "sign_receipt", sign_after_a_rival_consumed)
+    response = verify(headers, assertion)
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.get_json()["code"] == "invalid_nonce"
+    assert _licensed_records(app) == 0
+    with app.app_context():
+        outcomes = get_session().scalars(select(AccessRecord.outcome)).all()
+    assert outcomes == ["invalid_nonce"]
