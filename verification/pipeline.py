@@ -109,7 +109,8 @@ class VerifiedAssertion:
     @property
     def card_key(self) -> rsa.RSAPublicKey:
         key = self.leaf.public_key()
-        assert isinstance(key, rsa.RSAPublicKey)  # step 3 guarantees it
+        if not isinstance(key, rsa.RSAPublicKey):  # step 3 rejects such a leaf already
+            raise UntrustedCertificate()
         return key
 
 

@@ -198,3 +198,16 @@ def test_steps_0_to_7_are_reusable_with_a_holder_nonce_consumer(app, audience, l
             verify_card_assertion(session, token, holder_nonce_consumer(), now=utcnow())
         assert raised.value.leaf == holder.card.certificate  # context for the caller
         assert raised.value.nonce == issued.nonce
+
+
+def test_card_key_of_a_non_rsa_leaf_is_untrusted_certificate_not_an_assert(certificate_factory):
+    """Step 3 rejects such a leaf first; the property still refuses it under python -O."""
+    from core.db import utcnow
+    from verification.challenges import ChallengePurpose, ConsumedChallenge
+    from verification.errors import UntrustedCertificate
+    from verification.pipeline import VerifiedAssertion
+
+    challenge = ConsumedChallenge("c", ChallengePurpose.VERIFIER, "v", "physician")
+    verified = VerifiedAssertion([certificate_factory()], {}, challenge, utcnow())
+    with pytest.raises(UntrustedCertificate):
+        verified.card_key
