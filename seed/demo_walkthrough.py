@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import urllib.error
@@ -23,10 +24,14 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from core import jws
-from core.my_number import redact_my_numbers
+from core.my_number import is_valid_my_number
 from seed.card_authority import CardAuthority, generate_card_key
 from seed.demo import DEMO_FILE
 from seed.virtual_card import VirtualCard, issue_virtual_card
+
+# A number standing on its own; ids and tokens (hex, base64url) may hold digit runs by
+# chance, which are not numbers anyone could read as a My Number.
+_STANDALONE_TWELVE_DIGITS = re.compile(r"(?<![0-9A-Za-z])\d{12}(?![0-9A-Za-z])")
 
 
 @dataclass
@@ -59,7 +64,7 @@ class Service:
             headers["Authorization"] = f"Bearer {token}"
         status, raw = self.send(method, path, headers, data)
         text = raw.decode("utf-8", "replace")
-        if redact_my_numbers(text) != text:
+        if any(is_valid_my_number(n) for n in _STANDALONE_TWELVE_DIGITS.findall(text)):
             self.leaks += 1
         return Answer(status, json.loads(text) if text else {})
 

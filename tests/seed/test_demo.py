@@ -78,3 +78,24 @@ def test_walkthrough_reports_a_wrong_answer(app, seeded, capsys):
     state["audience"] = "urn:some-other-service"  # every assertion now has the wrong aud
     assert Story(InProcessService(app.test_client()), state).run() == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_leak_check_flags_a_standalone_my_number_but_not_digits_inside_ids():
+    from core.my_number import check_digit
+
+    number = "12345678901" + str(check_digit("12345678901"))
+
+    class Canned(Service):
+        def __init__(self, body: str) -> None:
+            super().__init__("http://in-process")
+            self.body = body
+
+        def send(self, method, path, headers, data):
+            return 200, self.body.encode()
+
+    inside_id = Canned('{"verification_id": "ab' + number + 'cd"}')
+    inside_id.call("GET", "/")
+    assert inside_id.leaks == 0
+    standalone = Canned('{"holder": {"number": "' + number + '"}}')
+    standalone.call("GET", "/")
+    assert standalone.leaks == 1
