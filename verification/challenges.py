@@ -82,38 +82,13 @@ def create_challenge(
     )
 
 
-def _consume_statement(owner_is_null: bool):
-    """The consuming UPDATE, built once: a Core statement with bound parameters costs a
-    cache lookup per call instead of statement construction and coercion (hot path)."""
+def _usable_conditions(owner_is_null: bool) -> tuple:
+    """Every binding a nonce must satisfy: its hash, purpose, owner, unused, unexpired."""
     table = Challenge.__table__
     owner = (
         table.c.client_id.is_(None) if owner_is_null else table.c.client_id == bindparam("b_client")
     )
     return (
-        update(table)
-        .where(
-            table.c.nonce_hash == bindparam("b_nonce_hash"),
-            table.c.purpose == bindparam("b_purpose"),
-            owner,
-            table.c.consumed_at.is_(None),
-            table.c.expires_at > bindparam("b_now"),
-        )
-        .values(consumed_at=bindparam("b_consumed_at"))
-        .returning(table.c.id, table.c.purpose, table.c.client_id, table.c.profession)
-    )
-
-
-_CONSUME_UNOWNED = _consume_statement(owner_is_null=True)
-_CONSUME_OWNED = _consume_statement(owner_is_null=False)
-
-
-def _usable_statement(owner_is_null: bool):
-    """The read-only twin of the consuming UPDATE: the same conditions, built once."""
-    table = Challenge.__table__
-    owner = (
-        table.c.client_id.is_(None) if owner_is_null else table.c.client_id == bindparam("b_client")
-    )
-    return select(table.c.id, table.c.purpose, table.c.client_id, table.c.profession).where(
         table.c.nonce_hash == bindparam("b_nonce_hash"),
         table.c.purpose == bindparam("b_purpose"),
         owner,
@@ -122,8 +97,52 @@ def _usable_statement(owner_is_null: bool):
     )
 
 
-_USABLE_UNOWNED = _usable_statement(owner_is_null=True)
-_USABLE_OWNED = _usable_statement(owner_is_null=False)
+_COLUMNS = tuple(
+    Challenge.__table__.c[name] for name in ("id", "purpose", "client_id", "profession")
+)
+
+
+def _statements(owner_is_null: bool) -> tuple:
+    """(read-only check, consuming UPDATE), built once: a Core statement with bound
+    parameters costs a cache lookup per call instead of construction (hot path)."""
+    conditions = _usable_conditions(owner_is_null)
+    usable = select(*_COLUMNS).where(*conditions)
+    consume = (
+        update(Challenge.__table__)
+        .where(*conditions)
+        .values(consumed_at=bindparam("b_consumed_at"))
+        .returning(*_COLUMNS)
+    )
+    return usable, consume
+
+
+_UNOWNED = _statements(owner_is_null=True)
+_OWNED = _statements(owner_is_null=False)
+
+
+def _run(
+    session: Session,
+    consume: bool,
+    nonce: str,
+    purpose: ChallengePurpose,
+    client_id: str | None,
+    now: datetime | None,
+) -> ConsumedChallenge | None:
+    if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_LENGTH:
+        return None
+    at = now or utcnow()
+    params = {"b_nonce_hash": nonce_hash(nonce), "b_purpose": purpose, "b_now": at}
+    if consume:
+        params["b_consumed_at"] = at
+    if client_id is None:
+        usable, consuming = _UNOWNED
+    else:
+        usable, consuming = _OWNED
+        params["b_client"] = client_id
+    row = session.execute(consuming if consume else usable, params).one_or_none()
+    if row is None:
+        return None
+    return ConsumedChallenge(row.id, ChallengePurpose(row.purpose), row.client_id, row.profession)
 
 
 def find_usable_challenge(
@@ -139,18 +158,7 @@ def find_usable_challenge(
     Only a pre-check: a concurrent submission can consume it meanwhile, so the caller
     must still ``consume_nonce`` (the one conditional UPDATE decides) before it commits.
     """
-    if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_LENGTH:
-        return None
-    params = {"b_nonce_hash": nonce_hash(nonce), "b_purpose": purpose, "b_now": now or utcnow()}
-    if client_id is None:
-        statement = _USABLE_UNOWNED
-    else:
-        statement = _USABLE_OWNED
-        params["b_client"] = client_id
-    row = session.execute(statement, params).one_or_none()
-    if row is None:
-        return None
-    return ConsumedChallenge(row.id, ChallengePurpose(row.purpose), row.client_id, row.profession)
+    return _run(session, False, nonce, purpose, client_id, now)
 
 
 def consume_nonce(
@@ -166,20 +174,7 @@ def consume_nonce(
     Does not commit: the caller commits it together with what the nonce unlocked (the
     access record), or rolls back and the nonce stays usable.
     """
-    if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_LENGTH:
-        return None
-    at = now or utcnow()
-    params = {"b_nonce_hash": nonce_hash(nonce), "b_purpose": purpose, "b_now": at}
-    params["b_consumed_at"] = at
-    if client_id is None:
-        statement = _CONSUME_UNOWNED
-    else:
-        statement = _CONSUME_OWNED
-        params["b_client"] = client_id
-    row = session.execute(statement, params).one_or_none()
-    if row is None:
-        return None
-    return ConsumedChallenge(row.id, ChallengePurpose(row.purpose), row.client_id, row.profession)
+    return _run(session, True, nonce, purpose, client_id, now)
 
 
 def peek_profession(
