@@ -3,10 +3,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, String
+from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base, utcnow
+from core.db import Base, utcnow, value_enum
 
 
 class Role(enum.StrEnum):
@@ -20,15 +20,7 @@ class ApiClient(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[Role] = mapped_column(
-        Enum(
-            Role,
-            name="client_role",
-            native_enum=False,
-            length=20,
-            values_callable=lambda roles: [r.value for r in roles],
-        )
-    )
+    role: Mapped[Role] = mapped_column(value_enum(Role, "client_role", 20))
     # SHA-256 of the bearer token: tokens are 256-bit random, so no slow hash is needed,
     # and the lookup stays a single indexed query.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)

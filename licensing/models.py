@@ -16,7 +16,6 @@ from sqlalchemy import (
     JSON,
     CheckConstraint,
     Date,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -24,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base, utcnow
+from core.db import Base, utcnow, value_enum
 
 # Licence statuses that count as "the person's current licence" for a profession: at
 # most one such licence per (holder, profession).
@@ -104,15 +103,7 @@ class Licence(Base):
     # Canonical decimal digits, no leading zeros. Only regulators ever see it.
     registration_number: Mapped[str | None] = mapped_column(String(8))
     registered_on: Mapped[date] = mapped_column(Date)
-    status: Mapped[LicenceStatus] = mapped_column(
-        Enum(
-            LicenceStatus,
-            name="licence_status",
-            native_enum=False,
-            length=16,
-            values_callable=lambda statuses: [s.value for s in statuses],
-        )
-    )
+    status: Mapped[LicenceStatus] = mapped_column(value_enum(LicenceStatus, "licence_status", 16))
     # 1 while the licence is current (active or suspended), else NULL; see the index.
     current_slot: Mapped[int | None] = mapped_column(Integer)
     # Last day of a suspension (inclusive, Japan calendar date); only while suspended.

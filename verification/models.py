@@ -9,10 +9,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, Index, Integer, LargeBinary, String
+from sqlalchemy import Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base, utcnow
+from core.db import Base, utcnow, value_enum
 
 
 class ChallengePurpose(enum.StrEnum):
@@ -27,13 +27,7 @@ class Challenge(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     purpose: Mapped[ChallengePurpose] = mapped_column(
-        Enum(
-            ChallengePurpose,
-            name="challenge_purpose",
-            native_enum=False,
-            length=20,
-            values_callable=lambda values: [v.value for v in values],
-        )
+        value_enum(ChallengePurpose, "challenge_purpose", 20)
     )
     nonce_hash: Mapped[str] = mapped_column(String(64), unique=True)
     client_id: Mapped[str | None] = mapped_column(String(32), default=None)
