@@ -102,63 +102,19 @@ _COLUMNS = tuple(
 )
 
 
-def _statements(owner_is_null: bool) -> tuple:
-    """(read-only check, consuming UPDATE), built once: a Core statement with bound
-    parameters costs a cache lookup per call instead of construction (hot path)."""
-    conditions = _usable_conditions(owner_is_null)
-    usable = select(*_COLUMNS).where(*conditions)
-    consume = (
+def _consume_statement(owner_is_null: bool):
+    """The consuming UPDATE, built once: a Core statement with bound parameters costs a
+    cache lookup per call instead of construction (hot path)."""
+    return (
         update(Challenge.__table__)
-        .where(*conditions)
+        .where(*_usable_conditions(owner_is_null))
         .values(consumed_at=bindparam("b_consumed_at"))
         .returning(*_COLUMNS)
     )
-    return usable, consume
 
 
-_UNOWNED = _statements(owner_is_null=True)
-_OWNED = _statements(owner_is_null=False)
-
-
-def _run(
-    session: Session,
-    consume: bool,
-    nonce: str,
-    purpose: ChallengePurpose,
-    client_id: str | None,
-    now: datetime | None,
-) -> ConsumedChallenge | None:
-    if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_LENGTH:
-        return None
-    at = now or utcnow()
-    params = {"b_nonce_hash": nonce_hash(nonce), "b_purpose": purpose, "b_now": at}
-    if consume:
-        params["b_consumed_at"] = at
-    if client_id is None:
-        usable, consuming = _UNOWNED
-    else:
-        usable, consuming = _OWNED
-        params["b_client"] = client_id
-    row = session.execute(consuming if consume else usable, params).one_or_none()
-    if row is None:
-        return None
-    return ConsumedChallenge(row.id, ChallengePurpose(row.purpose), row.client_id, row.profession)
-
-
-def find_usable_challenge(
-    session: Session,
-    nonce: str,
-    purpose: ChallengePurpose,
-    *,
-    client_id: str | None = None,
-    now: datetime | None = None,
-) -> ConsumedChallenge | None:
-    """The challenge ``consume_nonce`` would consume now, read-only (changes nothing).
-
-    Only a pre-check: a concurrent submission can consume it meanwhile, so the caller
-    must still ``consume_nonce`` (the one conditional UPDATE decides) before it commits.
-    """
-    return _run(session, False, nonce, purpose, client_id, now)
+_CONSUME_UNOWNED = _consume_statement(owner_is_null=True)
+_CONSUME_OWNED = _consume_statement(owner_is_null=False)
 
 
 def consume_nonce(
@@ -174,7 +130,24 @@ def consume_nonce(
     Does not commit: the caller commits it together with what the nonce unlocked (the
     access record), or rolls back and the nonce stays usable.
     """
-    return _run(session, True, nonce, purpose, client_id, now)
+    if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_LENGTH:
+        return None
+    at = now or utcnow()
+    params = {
+        "b_nonce_hash": nonce_hash(nonce),
+        "b_purpose": purpose,
+        "b_now": at,
+        "b_consumed_at": at,
+    }
+    if client_id is None:
+        statement = _CONSUME_UNOWNED
+    else:
+        statement = _CONSUME_OWNED
+        params["b_client"] = client_id
+    row = session.execute(statement, params).one_or_none()
+    if row is None:
+        return None
+    return ConsumedChallenge(row.id, ChallengePurpose(row.purpose), row.client_id, row.profession)
 
 
 def peek_profession(

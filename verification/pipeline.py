@@ -7,29 +7,31 @@
  4. Revocation against the issuer's newest CRL                    -> 403 card_* / 503
  5. Signature with the validated leaf's key only                  -> 401 invalid_assertion
  6. Claims: aud, iat/exp bounds, nonce present                    -> 401 invalid_assertion
- 7. Nonce: usable for this caller (caller-supplied check)         -> 401 invalid_nonce
- 8. Identity platform: certificate -> licensing code -> licence
- 9. Outcome for the asked profession; verifier's pairwise code; receipt; then the nonce
-    consumed (verifier flow), the access record and the commit    -> 401 invalid_nonce
+ 7. Nonce: consumed by one conditional UPDATE (issued to this    -> 401 invalid_nonce
+    caller, unused, unexpired)
+ 8. Identity platform: certificate -> licensing code -> licences
+ 9. Outcome for the asked profession; verifier's pairwise code; receipt; access record
 
-Steps 0-7 are ``verify_card_assertion``, shared by every flow that accepts a card
-assertion. The holder sign-in flow passes a consumer of public holder challenges: its
-step 7 consumes the nonce. The verifier flow (``run_verifier_flow``, steps 8-9) passes a
-read-only check of its own client-bound challenges: step 7 only checks the nonce there,
-and it is consumed at the end of step 9, by the one conditional UPDATE, right before the
-access record INSERT and the COMMIT. Why: on SQLite the first write takes the database's
-write lock until COMMIT, and consuming first held it through the identity platform, the
-licence lookup and the receipt signature, serialising every verification behind them. If
-a concurrent submission consumed the nonce after the check, the UPDATE matches no row and
-the attempt ends as at step 7: 401 invalid_nonce, rolled back, nothing written.
+Steps 0-6 are ``check_card_assertion`` and steps 0-7 ``verify_card_assertion``, shared
+by every flow that accepts a card assertion; the holder sign-in flow consumes a public
+holder challenge at step 7. The verifier flow (``run_verifier_flow``) runs steps 0-6,
+then step 8, then step 7, then step 9, in one transaction: the challenge's profession is
+known only from the consuming UPDATE, so step 8 reads the holder's licences of every
+profession (one indexed query, usually one row) and step 9 keeps the asked one only.
+Why step 7 comes after the lookups: on SQLite the first write takes the database's write
+lock until COMMIT, and consuming first held it through the identity platform and the
+licence lookup, serialising every verification behind them. Consuming there also spares
+a separate read of the challenge (one database round trip less on PostgreSQL). If the
+nonce is not consumable (replayed, expired, another verifier's, or consumed by a
+concurrent submission) the UPDATE matches no row: 401 invalid_nonce, rolled back,
+nothing written.
 
 Failures raise ``verification.errors`` classes. From step 4 on the chain has
 validated, and the error carries the card certificate (``error.leaf``) and the nonce
 claim (``error.nonce``), so the caller can tell the card's holder about the attempt.
 
-Everything happens in the caller's session; steps 0-6 only read, and the nonce UPDATE is
-the first write (step 7 in the holder flow, the end of step 9 in the verifier flow), so on
-SQLite the write lock is taken by the consuming UPDATE itself.
+Everything happens in the caller's session; steps 0-6 and 8 only read, and the nonce
+UPDATE is the transaction's first write, so on SQLite the write lock is taken by it.
 """
 
 from __future__ import annotations
@@ -58,7 +60,6 @@ from verification.challenges import (
     ChallengePurpose,
     ConsumedChallenge,
     consume_nonce,
-    find_usable_challenge,
     peek_profession,
 )
 from verification.errors import (
@@ -87,19 +88,18 @@ CLOCK_LEEWAY_SECONDS = 60
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 MAX_LIFETIME_SECONDS = 300
 
-#: (session, nonce claim, now) -> the consumed (or, for a read-only check, the usable)
-#: challenge, or None if not consumable.
+#: (session, nonce claim, now) -> the consumed challenge, or None if not consumable.
 NonceConsumer = Callable[[Session, str, datetime], ConsumedChallenge | None]
 
 
 @dataclass(frozen=True)
-class VerifiedAssertion:
-    """A card assertion that passed steps 0-7 (``challenge``: consumed, or for the
-    verifier flow's read-only check, usable)."""
+class CardAssertion:
+    """A card assertion that passed steps 0-6: its chain validated, not revoked, signed
+    by the card, claims within bounds. Its nonce is not consumed yet."""
 
     chain: list[x509.Certificate]  # leaf first, trust anchor last
     claims: dict[str, Any]
-    challenge: ConsumedChallenge
+    nonce: str
     verified_at: datetime
 
     @property
@@ -112,6 +112,19 @@ class VerifiedAssertion:
         if not isinstance(key, rsa.RSAPublicKey):  # step 3 rejects such a leaf already
             raise UntrustedCertificate()
         return key
+
+    def rejection(self, error: VerificationError) -> VerificationError:
+        """``error``, naming this card and nonce so its holder can be told of the attempt."""
+        error.leaf = self.leaf
+        error.nonce = self.nonce
+        return error
+
+
+@dataclass(frozen=True)
+class VerifiedAssertion(CardAssertion):
+    """A card assertion that passed steps 0-7: its nonce consumed (not committed)."""
+
+    challenge: ConsumedChallenge
 
 
 # --- steps 0-7 ------------------------------------------------------------------------
@@ -208,12 +221,40 @@ def step6_claims(claims: dict[str, Any], audience: str, now: datetime) -> str:
 
 
 def step7_nonce(
-    session: Session, nonce: str, consume: NonceConsumer, now: datetime
+    session: Session, assertion: CardAssertion, consume: NonceConsumer
 ) -> ConsumedChallenge:
-    challenge = consume(session, nonce, now)
+    challenge = consume(session, assertion.nonce, assertion.verified_at)
     if challenge is None:
-        raise InvalidNonce()
+        raise assertion.rejection(InvalidNonce())
     return challenge
+
+
+def check_card_assertion(
+    session: Session,
+    token: str,
+    *,
+    now: datetime | None = None,
+    app: Flask | None = None,
+) -> CardAssertion:
+    """Steps 0-6; reads only."""
+    application = app or current_app
+    at = now or utcnow()
+    if not isinstance(token, str):
+        raise InvalidRequest()
+    step0_size_limits(token)
+    parsed = step1_parse(token)
+    algorithm = step2_algorithm(parsed.header)
+    chain = step3_certificate_chain(parsed.header, at, application)
+    try:
+        step4_revocation(session, chain, at, application)
+        step5_signature(token, chain[0], algorithm)
+        nonce = step6_claims(parsed.payload, application.config["SERVICE_AUDIENCE"], at)
+    except VerificationError as error:
+        claimed_nonce = parsed.payload.get("nonce")
+        error.leaf = chain[0]
+        error.nonce = claimed_nonce if isinstance(claimed_nonce, str) else None
+        raise
+    return CardAssertion(chain, parsed.payload, nonce, at)
 
 
 def verify_card_assertion(
@@ -224,47 +265,22 @@ def verify_card_assertion(
     now: datetime | None = None,
     app: Flask | None = None,
 ) -> VerifiedAssertion:
-    """Steps 0-7. With a consumer (holder flow), on success the nonce is consumed but NOT
-    committed: the caller commits it with whatever the assertion unlocks, or rolls back (and
-    the nonce stays usable). With a read-only check (verifier flow) nothing is written and
-    the caller consumes the nonce itself before committing."""
-    application = app or current_app
-    at = now or utcnow()
-    if not isinstance(token, str):
-        raise InvalidRequest()
-    step0_size_limits(token)
-    parsed = step1_parse(token)
-    algorithm = step2_algorithm(parsed.header)
-    chain = step3_certificate_chain(parsed.header, at, application)
-    claimed_nonce = parsed.payload.get("nonce")
-    try:
-        step4_revocation(session, chain, at, application)
-        step5_signature(token, chain[0], algorithm)
-        nonce = step6_claims(parsed.payload, application.config["SERVICE_AUDIENCE"], at)
-        challenge = step7_nonce(session, nonce, consume, at)
-    except VerificationError as error:
-        error.leaf = chain[0]
-        error.nonce = claimed_nonce if isinstance(claimed_nonce, str) else None
-        raise
-    return VerifiedAssertion(chain, parsed.payload, challenge, at)
+    """Steps 0-7. On success the nonce is consumed but NOT committed: the caller commits
+    it with whatever the assertion unlocks, or rolls back (and the nonce stays usable)."""
+    assertion = check_card_assertion(session, token, now=now, app=app)
+    challenge = step7_nonce(session, assertion, consume)
+    return VerifiedAssertion(
+        assertion.chain, assertion.claims, assertion.nonce, assertion.verified_at, challenge
+    )
 
 
 def verifier_nonce_consumer(client_id: str) -> NonceConsumer:
+    """For the verifier flow: challenges issued to this API client."""
+
     def consume(session: Session, nonce: str, at: datetime) -> ConsumedChallenge | None:
         return consume_nonce(session, nonce, ChallengePurpose.VERIFIER, client_id=client_id, now=at)
 
     return consume
-
-
-def verifier_nonce_check(client_id: str) -> NonceConsumer:
-    """Step 7 of the verifier flow: read-only; ``run_verifier_flow`` consumes at the end."""
-
-    def check(session: Session, nonce: str, at: datetime) -> ConsumedChallenge | None:
-        return find_usable_challenge(
-            session, nonce, ChallengePurpose.VERIFIER, client_id=client_id, now=at
-        )
-
-    return check
 
 
 def holder_nonce_consumer() -> NonceConsumer:
@@ -357,18 +373,16 @@ def run_verifier_flow(
     """Steps 0-9 for ``POST /v1/verifications``: reads, then one short write transaction
     (nonce UPDATE, access record INSERT, COMMIT).
 
-    A rejection after the chain validated (including a nonce consumed concurrently between
-    step 7's check and the final UPDATE) is recorded for the card's holder (if the identity
+    A rejection after the chain validated (including a nonce consumed concurrently while
+    this submission was in step 8) is recorded for the card's holder (if the identity
     platform knows the card) in a separate transaction; it never consumes a nonce and the
     response is the same whether or not a record was written.
     """
     application = app or current_app
     at = now or utcnow()
     try:
-        verified = verify_card_assertion(
-            session, token, verifier_nonce_check(verifier.client_id), now=at, app=application
-        )
-        result = _steps_8_and_9(session, verified, verifier, application)
+        assertion = check_card_assertion(session, token, now=at, app=application)
+        result = _identify_consume_and_record(session, assertion, verifier, application)
     except VerificationError as error:
         session.rollback()  # the nonce stays usable
         if error.leaf is not None:
@@ -385,27 +399,37 @@ def run_verifier_flow(
 _INSERT_ACCESS_RECORD = insert(AccessRecord.__table__)
 
 
-def _steps_8_and_9(
-    session: Session, verified: VerifiedAssertion, verifier: Verifier, app: Flask
+def _identify_consume_and_record(
+    session: Session, assertion: CardAssertion, verifier: Verifier, app: Flask
 ) -> VerificationResult:
+    """Steps 8, 7 and 9 of the verifier flow (see the module docstring for the order)."""
     from identity import LICENSING_AGENCY, get_identity_platform, verifier_agency
-    from licensing.service import licence_for_holder
+    from licensing.service import licences_for_holder
 
-    profession = verified.challenge.profession
-    assert profession is not None  # verifier challenges always carry one
-    at = verified.verified_at
+    at = assertion.verified_at
 
-    # 8. Identity platform: certificate -> licensing agency code -> licence. One lookup of
+    # 8. Identity platform: certificate -> licensing agency code -> licences. One lookup of
     # the card's holder yields both codes; the verifier's pairwise code is only used
     # (receipt ``sub``, response ``holder.subject``) when a licence is found below, never
     # recorded or returned for ``not_licensed``.
     codes = get_identity_platform().codes_for_certificate(
-        verified.leaf, [LICENSING_AGENCY, verifier_agency(verifier.client_id)]
+        assertion.leaf, [LICENSING_AGENCY, verifier_agency(verifier.client_id)]
     )
     holder_code, verifier_code = codes if codes is not None else (None, None)
-    licence = licence_for_holder(session, holder_code, profession) if holder_code else None
+    licences = (
+        {licence.profession: licence for licence in licences_for_holder(session, holder_code)}
+        if holder_code
+        else {}
+    )
+
+    # 7. The nonce, consumed by the one conditional UPDATE (the first write); its
+    # challenge names the profession asked.
+    challenge = step7_nonce(session, assertion, verifier_nonce_consumer(verifier.client_id))
+    profession = challenge.profession
+    assert profession is not None  # verifier challenges always carry one
 
     # 9. Outcome for the asked profession only, pairwise code, receipt, access record.
+    licence = licences.get(profession)
     holder: dict[str, str] | None = None
     licence_view: dict[str, Any] | None = None
     subject: str | None = None
@@ -423,20 +447,6 @@ def _steps_8_and_9(
     verification_id, receipt = sign_receipt(
         app, verifier=verifier, profession=profession, outcome=outcome, subject=subject, at=at
     )
-    # The nonce, consumed by the one conditional UPDATE (step 7 only checked it): no row
-    # means a concurrent submission used it first, which ends as step 7 would have.
-    consumed = consume_nonce(
-        session,
-        verified.claims["nonce"],
-        ChallengePurpose.VERIFIER,
-        client_id=verifier.client_id,
-        now=at,
-    )
-    if consumed is None or consumed.challenge_id != verified.challenge.challenge_id:
-        error = InvalidNonce()
-        error.leaf = verified.leaf
-        error.nonce = verified.claims["nonce"]
-        raise error
     if holder_code is not None:
         session.execute(
             _INSERT_ACCESS_RECORD,

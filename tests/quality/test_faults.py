@@ -6,9 +6,9 @@
 - The CRL goes stale (past its nextUpdate): verifications answer 503
   ``revocation_unavailable`` without burning the nonce, ``/readyz`` fails; a fresh CRL
   brings the very same assertion back to ``licensed``.
-- A crash between the steps of a verification, after the nonce was consumed (in the
-  identity lookup, the licence lookup, the receipt signature, or inside the commit after
-  both writes reached the database): no half-written verification. The nonce is not
+- A crash between the steps of a verification (in the identity lookup, the licence
+  lookup, the receipt signature after the nonce UPDATE, or inside the commit after both
+  writes reached the database): no half-written verification. The nonce is not
   consumed and no access record exists, and once the fault is gone the same assertion
   verifies, exactly once.
 """
@@ -172,7 +172,7 @@ def _crash_in_licence_lookup(monkeypatch, _app):
     def crash(*args, **kwargs):
         raise Crash()
 
-    monkeypatch.setattr(licensing.service, "licence_for_holder", crash)
+    monkeypatch.setattr(licensing.service, "licences_for_holder", crash)
 
 
 def _crash_in_receipt(monkeypatch, _app):
@@ -252,26 +252,27 @@ def test_a_crash_between_steps_leaves_no_half_written_verification(
     assert replay.status_code == 401 and replay.get_json()["code"] == "invalid_nonce"
 
 
-def test_a_nonce_used_between_the_check_and_the_consumption_is_invalid_nonce(
+def test_a_nonce_consumed_by_a_rival_during_the_lookups_is_invalid_nonce(
     app, verifier, challenge, verify, audience, licensed_holder, monkeypatch
 ):
-    """Step 7 only checks the nonce; the conditional UPDATE at the end decides. A
-    concurrent submission that consumes it in between wins: this one is a 401
-    invalid_nonce with nothing written but the holder's rejected-attempt record."""
-    import verification.pipeline
+    """The verifier flow consumes the nonce after the identity and licence lookups: the
+    conditional UPDATE decides. A concurrent submission that consumed it meanwhile wins:
+    this one is a 401 invalid_nonce with nothing written but the holder's
+    rejected-attempt record."""
+    import licensing.service
 
     _, headers = verifier
     holder = licensed_holder()
     assertion = holder.sign(challenge(headers)["nonce"], audience)
-    real_sign = verification.pipeline.sign_receipt
+    real_lookup = licensing.service.licences_for_holder
     engine = app.extensions["db"].engine
 
-    def sign_after_a_rival_consumed(*args, **kwargs):
+    def lookup_after_a_rival_consumed(*args, **kwargs):
         with engine.begin() as conn:  # another connection: the rival's committed UPDATE
             conn.execute(Challenge.__table__.update().values(consumed_at=datetime.now(UTC)))
-        return real_sign(*args, **kwargs)
+        return real_lookup(*args, **kwargs)
 
-    monkeypatch.setattr(verification.pipeline, "sign_receipt", sign_after_a_rival_consumed)
+    monkeypatch.setattr(licensing.service, "licences_for_holder", lookup_after_a_rival_consumed)
     response = verify(headers, assertion)
     assert response.status_code == 401, response.get_data(as_text=True)
     assert response.get_json()["code"] == "invalid_nonce"

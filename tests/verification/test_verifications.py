@@ -203,11 +203,9 @@ def test_steps_0_to_7_are_reusable_with_a_holder_nonce_consumer(app, audience, l
 def test_card_key_of_a_non_rsa_leaf_is_untrusted_certificate_not_an_assert(certificate_factory):
     """Step 3 rejects such a leaf first; the property still refuses it under python -O."""
     from core.db import utcnow
-    from verification.challenges import ChallengePurpose, ConsumedChallenge
     from verification.errors import UntrustedCertificate
-    from verification.pipeline import VerifiedAssertion
+    from verification.pipeline import CardAssertion
 
-    challenge = ConsumedChallenge("c", ChallengePurpose.VERIFIER, "v", "physician")
-    verified = VerifiedAssertion([certificate_factory()], {}, challenge, utcnow())
+    assertion = CardAssertion([certificate_factory()], {}, "nonce", utcnow())
     with pytest.raises(UntrustedCertificate):
-        verified.card_key
+        assertion.card_key
