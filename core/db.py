@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, Engine, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -103,7 +105,35 @@ def make_engine(url: str) -> Engine:
         return engine
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = create_engine(parsed, pool_size=5, max_overflow=5)
+    _ping_connections_after_idling(engine)
+    return engine
+
+
+#: A pooled server connection idle for longer than this is pinged before use: a database
+#: restart, failover or firewall may have dropped it meanwhile. One in steady use is not:
+#: ``pool_pre_ping`` would cost a database round trip on every request. A connection that
+#: breaks while in use fails that request with 503 ``unavailable`` (never a 2xx), and
+#: SQLAlchemy then discards every pooled connection, so the next request reconnects.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_connections_after_idling(engine: Engine) -> None:
+    def checked_in(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checked_out(dbapi_connection, record, _proxy) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool replaces the connection and retries the checkout.
+            raise DisconnectionError() from error
+
+    event.listen(engine, "checkin", checked_in)
+    event.listen(engine, "checkout", checked_out)
 
 
 def alembic_config(url: str) -> AlembicConfig:
