@@ -328,12 +328,18 @@ def prune_retired_keys(config: Mapping[str, Any], *, now: datetime | None = None
     return removed
 
 
-def _files_state(config: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Changes whenever the key file is replaced or a key is retired (any process)."""
+def _watched_paths(config: Mapping[str, Any]) -> tuple[str, str]:
+    return (str(config["SIGNING_KEY_FILE"]), str(retired_keys_dir(config)))
+
+
+def _files_state(paths: tuple[str, str]) -> tuple[Any, ...]:
+    """Changes whenever the key file is replaced or a key is retired (any process).
+
+    Plain ``os.stat`` of prepared path strings: it runs on every signature (hot path)."""
     state: list[Any] = []
-    for path in (Path(config["SIGNING_KEY_FILE"]), retired_keys_dir(config)):
+    for path in paths:
         try:
-            info = path.stat()
+            info = os.stat(path)
         except OSError:
             state.append(None)
         else:
@@ -341,21 +347,29 @@ def _files_state(config: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(state)
 
 
+@dataclass(frozen=True)
+class _LoadedKeyring:
+    paths: tuple[str, str]
+    state: tuple[Any, ...]
+    ring: KeyRing
+
+
 def get_keyring(app: Flask | None = None) -> KeyRing:
     """The app's key ring, loaded (or generated) on first use and reloaded after a
     rotation (by this process or another: the files' stat is checked on each use)."""
     application = app or current_app
-    cached = application.extensions.get(_EXTENSION_KEY)
-    state = _files_state(application.config)
-    if cached is None or cached[0] != state:
-        with _LOCK:
-            cached = application.extensions.get(_EXTENSION_KEY)
-            if cached is None or cached[0] != _files_state(application.config):
-                ring = load_keyring(application.config)
-                # Taken after loading: a key file created by the load is part of it.
-                cached = (_files_state(application.config), ring)
-                application.extensions[_EXTENSION_KEY] = cached
-    return cached[1]
+    loaded: _LoadedKeyring | None = application.extensions.get(_EXTENSION_KEY)
+    if loaded is not None and _files_state(loaded.paths) == loaded.state:
+        return loaded.ring
+    with _LOCK:
+        paths = _watched_paths(application.config)
+        loaded = application.extensions.get(_EXTENSION_KEY)
+        if loaded is None or _files_state(paths) != loaded.state:
+            ring = load_keyring(application.config)
+            # Taken after loading: a key file created by the load is part of it.
+            loaded = _LoadedKeyring(paths, _files_state(paths), ring)
+            application.extensions[_EXTENSION_KEY] = loaded
+    return loaded.ring
 
 
 signing_cli = ServiceGroup("signing", help="The service's signing keys (JWKS).")

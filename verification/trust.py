@@ -24,6 +24,7 @@ Nothing named inside a certificate (AIA, CRL distribution points) is ever fetche
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -149,8 +150,13 @@ def der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(_DER)
 
 
+@functools.lru_cache(maxsize=64)
 def ca_key(cert: x509.Certificate) -> str:
-    """Stable identifier of a CA: SHA-256 over its subject and its public key."""
+    """Stable identifier of a CA: SHA-256 over its subject and its public key.
+
+    Only computed for the trust bundle's CAs and the CAs of validated chains (a handful),
+    so a small cache keyed by the certificate (its DER) saves the work per verification.
+    """
     digest = hashlib.sha256()
     digest.update(cert.subject.public_bytes())
     digest.update(cert.public_key().public_bytes(_DER, _SPKI))

@@ -12,6 +12,7 @@ from core import jws
 from core.signing import get_keyring
 from tests.fixtures.verification import problem
 from verification.models import AccessRecord, Challenge
+from verification.schemas import VerificationOut
 
 
 def _records(app) -> list[AccessRecord]:
@@ -44,6 +45,7 @@ def test_licensed_doctor(app, http, verifier, challenge, verify, audience, licen
     assert body["holder"]["name"] == "佐藤 花子"
     assert body["licence"] == {"status": "active", "registered_year": 2011, "suspended_until": None}
     assert body["checked_at"].endswith("Z")
+    _assert_documented(body)
 
     # Never a My Number or a registration number, anywhere in the response.
     text = response.get_data(as_text=True)
@@ -90,6 +92,7 @@ def test_outcome_is_for_the_asked_profession_only(
     body = verify(headers, holder.sign(issued["nonce"], audience)).get_json()
     assert body["outcome"] == "not_licensed"
     assert body["holder"] is None and body["licence"] is None
+    _assert_documented(body)
     (record,) = _records(app)
     assert (record.profession, record.outcome) == ("doctor", "not_licensed")
 
@@ -136,6 +139,15 @@ def test_licence_status_changes_take_effect_on_the_next_verification(
     assert body["licence"]["status"] == status
     expected_until = "2099-01-31" if change == "suspend" else None
     assert body["licence"]["suspended_until"] == expected_until
+    _assert_documented(body)
+
+
+def _assert_documented(body: dict) -> None:
+    """The route returns its body as built (no marshmallow dump): it must be exactly what
+    the documented schema would produce, and valid against it."""
+    schema = VerificationOut()
+    assert schema.dump(body) == body
+    assert schema.validate(body) == {}
 
 
 def test_nonce_is_consumed_with_the_access_record(
