@@ -175,5 +175,4 @@ def get_session() -> Session:
 def _close_session(_exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
-        session.rollback()
-        session.close()
+        session.close()  # ends (rolls back) whatever the request left open
