@@ -29,8 +29,9 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
         },
     )
 
-    from core import db, domains, errors, logging, openapi
+    from core import db, domains, errors, logging, openapi, proxies
 
+    proxies.init_app(app)
     logging.configure_logging(app)
     errors.register_error_handlers(app)
     db.init_app(app)

@@ -18,6 +18,8 @@ OPTIONAL_SETTINGS = (
     "HOLDER_RATE_LIMIT_SESSIONS",
     "HOLDER_RATE_LIMIT_AUTHENTICATED",
     "HOLDER_RATE_LIMIT_STATUS_LISTS",
+    "RATE_LIMIT_STORAGE_URI",  # limits storage: memory:// (per process), redis://host:port
+    "TRUSTED_PROXIES",  # reverse proxies in front whose X-Forwarded-For is trusted (0)
     "SIGNING_RETIRED_KEYS_DIR",  # public parts of rotated signing keys
     "SIGNING_KEY_RETENTION",  # seconds a retired key stays in the JWKS
     "IDENTITY_MASTER_KEY",  # embedded platform master keys ("1:<b64url>,2:<b64url>")

@@ -7,12 +7,14 @@
     GET  /v1/status-lists/{id}      (public)            -> 200 application/statuslist+jwt
     POST /v1/presentations          (verifier) {presentation, nonce, audience} -> 200
 
-Rate limits per client address (``request.remote_addr``: behind a reverse proxy, run
-with ``ProxyFix`` so that it is the client's address) on every endpoint here except
-the verifier's, which is authenticated by client token. Limits are ``limits`` strings
-from the config or the environment (``HOLDER_RATE_LIMIT_CHALLENGES``, ``_SESSIONS``,
-``_AUTHENTICATED``, ``_STATUS_LISTS``, e.g. ``"10 per minute"``), counted in memory per
-process with a moving window (so with N workers an address gets up to N times the limit).
+Rate limits per client address (``request.remote_addr``; behind reverse proxies set
+``TRUSTED_PROXIES`` so that it is the client's address, see ``core.proxies``) on every
+endpoint here except the verifier's, which is authenticated by client token. Limits are
+``limits`` strings from the config or the environment (``HOLDER_RATE_LIMIT_CHALLENGES``,
+``_SESSIONS``, ``_AUTHENTICATED``, ``_STATUS_LISTS``, e.g. ``"10 per minute"``), counted
+with a moving window in ``RATE_LIMIT_STORAGE_URI``: ``memory://`` by default, per process
+(with N workers an address gets up to N times the limit), or ``redis://host:port/db``,
+shared by every worker and instance. An unreachable store answers 503 ``unavailable``.
 
 Other settings (config or environment): ``PUBLIC_BASE_URL`` (absolute base of the status
 list URIs in credentials, default ``http://127.0.0.1:8000``), ``STATUS_LIST_TTL``
@@ -31,13 +33,14 @@ from apiflask.fields import Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from flask import Flask, Response, current_app, request
 from limits import parse
-from limits.storage import MemoryStorage
+from limits.errors import StorageError
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from clients.auth import client_auth, current_client
 from core.cli import ServiceGroup
 from core.db import get_session
-from core.errors import TooManyRequests
+from core.errors import TooManyRequests, Unavailable
 from licensing.professions import PROFESSION_CODES
 from verification import credentials as creds
 from verification import status_list as sl
@@ -66,13 +69,11 @@ holder_bp = APIBlueprint("holder", __name__, tag="Holder")
 # --- rate limiting ----------------------------------------------------------------------
 
 
-def _limiter() -> MovingWindowRateLimiter:
-    limiter = current_app.extensions.get(_LIMITER_KEY)
-    if limiter is None:
-        limiter = current_app.extensions.setdefault(
-            _LIMITER_KEY, MovingWindowRateLimiter(MemoryStorage())
-        )
-    return limiter
+def make_limiter(storage_uri: str | None) -> MovingWindowRateLimiter:
+    """The limiter over ``storage_uri`` (default ``memory://``); a malformed URI or a
+    missing storage driver fails here, at start-up, not on the first request."""
+    storage = storage_from_string(storage_uri or "memory://", wrap_exceptions=True)
+    return MovingWindowRateLimiter(storage)
 
 
 def rate_limited(config_key: str) -> Callable:
@@ -83,7 +84,13 @@ def rate_limited(config_key: str) -> Callable:
         def limited(*args: Any, **kwargs: Any) -> Any:
             value = current_app.config.get(config_key) or RATE_LIMIT_DEFAULTS[config_key]
             address = request.remote_addr or "unknown"
-            if not _limiter().hit(parse(value), config_key, address):
+            limiter: MovingWindowRateLimiter = current_app.extensions[_LIMITER_KEY]
+            try:
+                allowed = limiter.hit(parse(value), config_key, address)
+            except StorageError:
+                # Fail closed: without its counts the limit cannot be enforced.
+                raise Unavailable("The rate limit store is unavailable.") from None
+            if not allowed:
                 raise TooManyRequests()
             return view(*args, **kwargs)
 
@@ -320,6 +327,6 @@ def prune_command() -> None:
 
 def init_app(app: Flask) -> None:
     """Registers the holder blueprint (``verification.init_app`` calls this)."""
-    app.extensions[_LIMITER_KEY] = MovingWindowRateLimiter(MemoryStorage())
+    app.extensions[_LIMITER_KEY] = make_limiter(app.config.get("RATE_LIMIT_STORAGE_URI"))
     app.register_blueprint(holder_bp)
     app.cli.add_command(holder_cli)
