@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,10 +25,15 @@ from jose.exceptions import JOSEError
 Algorithm = Literal["RS256", "ES256"]
 SUPPORTED_ALGORITHMS: frozenset[str] = frozenset({"RS256", "ES256"})
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+KEY_ID_HEADER_MEMBERS = frozenset({"alg", "typ", "kid"})
 
 
 class JwsError(Exception):
     """Structure, encoding or signature is not acceptable. Messages are fixed text."""
+
+
+class MalformedJws(JwsError):
+    """Not a compact JWS of strict base64url JSON objects (``verify_key_id_signed``)."""
 
 
 @dataclass(frozen=True)
@@ -129,3 +134,36 @@ def verify_signature(token: str, public_key: Any, algorithms: Sequence[Algorithm
         return jose_jws.verify(token, key, algorithms=allowed, verify=True)
     except (JOSEError, ValueError, TypeError):
         raise JwsError("signature verification failed") from None
+
+
+def verify_key_id_signed(
+    token: str,
+    *,
+    typ: str,
+    algorithm: Algorithm,
+    key_for_kid: Callable[[str], Any | None],
+) -> CompactJws:
+    """A JWS whose header holds only ``alg``, ``typ`` and ``kid``, with exactly this
+    ``typ`` and ``algorithm``, signed by the public key ``key_for_kid`` returns for its
+    ``kid`` (receipts, sessions, credentials, status lists).
+
+    Raises ``MalformedJws`` for the structure, ``JwsError`` ("unexpected header",
+    "unknown key" or a bad signature) for the rest.
+    """
+    try:
+        parsed = parse_compact(token)
+    except JwsError:
+        raise MalformedJws("not a compact JWS") from None
+    header = parsed.header
+    if (
+        set(header) - KEY_ID_HEADER_MEMBERS
+        or header.get("alg") != algorithm
+        or header.get("typ") != typ
+    ):
+        raise JwsError("unexpected header")
+    kid = header.get("kid")
+    public_key = key_for_kid(kid) if isinstance(kid, str) else None
+    if public_key is None:
+        raise JwsError("unknown key")
+    verify_signature(token, public_key, [algorithm])
+    return parsed

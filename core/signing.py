@@ -174,17 +174,14 @@ class KeyRing:
 
         Raises ``jws.JwsError`` on any failure. Claims (iat, exp, ...) are the caller's.
         """
-        parsed = jws.parse_compact(token)
-        header = parsed.header
-        if set(header) - {"alg", "typ", "kid"} or header.get("alg") != ALGORITHM:
-            raise jws.JwsError("unexpected header")
-        if header.get("typ") != typ:
-            raise jws.JwsError("unexpected token type")
-        kid = header.get("kid")
-        key = self.key(kid) if isinstance(kid, str) else None
-        if key is None:
-            raise jws.JwsError("unknown key")
-        jws.verify_signature(token, key.public_key, [ALGORITHM])
+
+        def public_key(kid: str) -> Any | None:
+            key = self.key(kid)
+            return key.public_key if key is not None else None
+
+        parsed = jws.verify_key_id_signed(
+            token, typ=typ, algorithm=ALGORITHM, key_for_kid=public_key
+        )
         return parsed.payload
 
 

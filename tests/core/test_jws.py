@@ -199,3 +199,47 @@ def test_es256_signatures_are_jose_raw_not_der(ec_key):
     token = jws.sign({"a": 1}, ec_key, "ES256", headers={"typ": "x"})
     assert len(jws.parse_compact(token).signature) == 64  # r || s, RFC 7518 section 3.4
     assert jws.verify_signature(token, ec_key.public_key(), ["ES256"]) == b'{"a":1}'
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ({"typ": "x+jwt", "kid": "k1"}, None),
+        ({"typ": "x+jwt", "kid": "k1", "jku": "https://evil.example"}, "unexpected header"),
+        ({"typ": "other+jwt", "kid": "k1"}, "unexpected header"),
+        ({"typ": "x+jwt"}, "unknown key"),
+        ({"typ": "x+jwt", "kid": "k2"}, "unknown key"),
+    ],
+)
+def test_key_id_signed_tokens_need_the_exact_header_and_a_known_key(ec_key, headers, problem):
+    token = jws.sign({"a": 1}, ec_key, "ES256", headers=headers)
+    keys = {"k1": ec_key.public_key()}
+    if problem is None:
+        parsed = jws.verify_key_id_signed(
+            token, typ="x+jwt", algorithm="ES256", key_for_kid=keys.get
+        )
+        assert parsed.payload == {"a": 1}
+        return
+    with pytest.raises(jws.JwsError, match=problem) as caught:
+        jws.verify_key_id_signed(token, typ="x+jwt", algorithm="ES256", key_for_kid=keys.get)
+    assert not isinstance(caught.value, jws.MalformedJws)
+
+
+def test_key_id_signed_tokens_reject_another_algorithm_and_another_key(rsa_key, ec_key):
+    rs256 = jws.sign({"a": 1}, rsa_key, "RS256", headers={"typ": "x+jwt", "kid": "k1"})
+    with pytest.raises(jws.JwsError, match="unexpected header"):
+        jws.verify_key_id_signed(
+            rs256, typ="x+jwt", algorithm="ES256", key_for_kid={"k1": ec_key.public_key()}.get
+        )
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    es256 = jws.sign({"a": 1}, ec_key, "ES256", headers={"typ": "x+jwt", "kid": "k1"})
+    with pytest.raises(jws.JwsError) as caught:
+        jws.verify_key_id_signed(
+            es256, typ="x+jwt", algorithm="ES256", key_for_kid={"k1": other}.get
+        )
+    assert not isinstance(caught.value, jws.MalformedJws)
+
+
+def test_key_id_signed_tokens_tell_malformed_structure_apart():
+    with pytest.raises(jws.MalformedJws):
+        jws.verify_key_id_signed("e30.e30", typ="x+jwt", algorithm="ES256", key_for_kid={}.get)
