@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import prepare as prep
 
 
-def _quiet_logs() -> None:
+def quiet_logs() -> None:
     logger = logging.getLogger("licence_service")
     logger.disabled = True
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from app import create_app
 
     app = create_app(prep.app_config(env))
-    _quiet_logs()
+    quiet_logs()
     client = app.test_client()
     headers = {"Authorization": f"Bearer {prepared.token}", "Content-Type": "application/json"}
     n = args.requests

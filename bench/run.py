@@ -13,8 +13,12 @@ For each backend (SQLite, then a fresh PostgreSQL database) in a fresh instance 
    rounds of the pair in alternating order (V T, T V, ...; ``--rounds``): the headline
    ratio is the median of the rounds' ratios, each measured from two adjacent runs, so
    a drift in the shared machine's speed, or running second, does not decide it;
-4. on SQLite (``--scale-on``): grow the register to 1,000,000 licences with the bulk
-   import (rows/s) and measure verifications again: the 1M/10k cost ratio.
+4. the framework-free floor (bench/floor.py, in a separate process with its own data):
+   the CPU of a verification's essential work alone, and of the real verification, as
+   multiples of ``GET /healthz`` in the same process; the throughput target allows
+   1/ratio (4x on SQLite);
+5. on SQLite and PostgreSQL (``--scale-on``): grow the register to 1,000,000 licences
+   with the bulk import (rows/s) and measure verifications again: the 1M/10k cost ratio.
 
 Prints one table and writes ``bench/results/bench-<UTC time>.json``. Exit status 1 when
 a target is missed (``--no-fail`` to always exit 0).
@@ -29,6 +33,7 @@ import platform
 import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -253,6 +258,27 @@ def clone_instance(workdir: Path, twin: Path) -> None:
     shutil.copytree(workdir / "instance", twin / "instance")
 
 
+def measure_floor(backend: str, workdir: Path) -> dict:
+    """bench/floor.py in a fresh interpreter, on its own database."""
+    out = workdir / "floor.json"
+    command = [sys.executable, "-m", "bench.floor", "--json", str(out)]
+    database = PostgresDatabase(PG_BASE_URL) if backend == "postgresql" else None
+    try:
+        if database is not None:
+            command += ["--database-url", database.__enter__()]
+        subprocess.run(  # noqa: S603 - our own module, fixed arguments
+            command, check=True, stdout=subprocess.DEVNULL, timeout=900
+        )
+    finally:
+        if database is not None:
+            database.__exit__(None, None, None)
+    figures = json.loads(out.read_text())
+    healthz = figures["healthz_cpu_ms"]
+    figures["floor_multiple"] = round(figures["floor_cpu_ms"] / healthz + 1, 2)
+    figures["verification_multiple"] = round(figures["verification_cpu_ms"] / healthz, 2)
+    return figures
+
+
 def fmt(result: LoadResult) -> str:
     cpu = f"{result.server_cpu_ms:6.2f}" if result.server_cpu_ms is not None else "   n/a"
     return (
@@ -330,6 +356,15 @@ def run_backend(backend: str, args: argparse.Namespace, load: LoadGenerator) -> 
             load_average=os.getloadavg(),
             licences=prepared.licences,
         )
+        if args.floor:
+            floor = measure_floor(backend, workdir)
+            result["floor"] = floor
+            log(
+                f"framework-free floor (in-process CPU, multiples of GET /healthz): essential "
+                f"work alone {floor['floor_multiple']:.1f}x, the verification "
+                f"{floor['verification_multiple']:.1f}x; the target allows "
+                f"{1 / TARGET_RATIO[backend]:.1f}x"
+            )
         if "profile" in info:
             result["profile"] = info["profile"]
             profile.print_summary(info["profile"], log)
@@ -473,6 +508,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale-on", default="sqlite,postgresql", help="backends to grow (comma list)"
     )
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the framework-free floor (bench/floor.py)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the workers")
     parser.add_argument("--profile-on", default="sqlite")
     parser.add_argument("--python-load", action="store_true", help="skip wrk")
@@ -524,6 +565,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{t['rps']:>9.1f} {t['p50_ms']:>7.2f} {t['p99_ms']:>7.2f} "
             f"{r['throughput_ratio']:>6.1%}"
         )
+        if "floor" in r:
+            f = r["floor"]
+            log(
+                f"{'':<11} floor: essential work alone {f['floor_multiple']:.1f}x /healthz, "
+                f"the verification {f['verification_multiple']:.1f}x, the target allows "
+                f"{1 / TARGET_RATIO[r['backend']]:.1f}x (in-process CPU)"
+            )
         if "verification_scaled" in r:
             s = r["verification_scaled"]
             log(
