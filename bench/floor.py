@@ -38,8 +38,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from sqlalchemy import event, select
 
-from bench import prepare as prep
-from bench.hotpath import make_bodies, measure, quiet_logs
+from bench.hotpath import add_service_arguments, in_process_service, make_bodies, measure
 from verification.challenges import nonce_hash
 from verification.trust import get_trust_anchors
 
@@ -223,24 +222,17 @@ def cpu_ms(work: Callable[[str], None], bodies: list[str]) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.floor")
-    parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--licences", type=int, default=10_000)
-    parser.add_argument("--database-url")
+    add_service_arguments(parser, requests=400)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="lv-floor-"))
-    instance = workdir / "instance"
-    url = args.database_url or f"sqlite:///{instance / 'licensing.sqlite3'}"
-    env = prep.environment(instance, url)
-    prepared, _ = prep.prepare(env, workdir, holders=8, licences=args.licences, log=print)
-
-    from app import create_app
-
-    app = create_app(prep.app_config(env))
-    quiet_logs()
-    client = app.test_client()
-    headers = {"Authorization": f"Bearer {prepared.token}", "Content-Type": "application/json"}
+    service = in_process_service(args, Path(tempfile.mkdtemp(prefix="lv-floor-")))
+    app, client, prepared, headers = (
+        service.app,
+        service.client,
+        service.prepared,
+        service.headers,
+    )
     n = args.requests
 
     # Warm every cache (CRL set, trust anchors, key versions) first: the capture is the
@@ -272,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     floor.close()
 
     figures = {
-        "database": "postgresql" if url.startswith("postgres") else "sqlite",
+        "database": "postgresql" if floor.backend_pid is not None else "sqlite",
         "statements": len(statements),
         "healthz_cpu_ms": round(statistics.median(healthz), 4),
         "verification_cpu_ms": round(statistics.median(full), 4),

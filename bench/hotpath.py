@@ -18,7 +18,9 @@ import pstats
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench import prepare as prep
 
@@ -26,6 +28,36 @@ from bench import prepare as prep
 def quiet_logs() -> None:
     logger = logging.getLogger("licence_service")
     logger.disabled = True
+
+
+def add_service_arguments(parser: argparse.ArgumentParser, requests: int) -> None:
+    parser.add_argument("--requests", type=int, default=requests)
+    parser.add_argument("--licences", type=int, default=10_000)
+    parser.add_argument("--database-url")
+
+
+@dataclass(frozen=True)
+class InProcessService:
+    """The app in this process (Flask test client) on bench data."""
+
+    app: Any
+    client: Any
+    prepared: prep.Prepared
+    headers: dict[str, str]  # a verifier's, for JSON bodies
+
+
+def in_process_service(args: argparse.Namespace, workdir: Path) -> InProcessService:
+    instance = workdir / "instance"
+    url = args.database_url or f"sqlite:///{instance / 'licensing.sqlite3'}"
+    env = prep.environment(instance, url)
+    prepared, _ = prep.prepare(env, workdir, holders=8, licences=args.licences, log=print)
+
+    from app import create_app
+
+    app = create_app(prep.app_config(env))
+    quiet_logs()
+    headers = {"Authorization": f"Bearer {prepared.token}", "Content-Type": "application/json"}
+    return InProcessService(app, app.test_client(), prepared, headers)
 
 
 def measure(client, method: str, path: str, bodies, headers, n: int) -> list[float]:
@@ -58,25 +90,14 @@ def make_bodies(client, prepared: prep.Prepared, headers, n: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.hotpath")
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--licences", type=int, default=10_000)
-    parser.add_argument("--database-url")
+    add_service_arguments(parser, requests=300)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--workdir")
     args = parser.parse_args(argv)
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="lv-hotpath-"))
-    instance = workdir / "instance"
-    url = args.database_url or f"sqlite:///{instance / 'licensing.sqlite3'}"
-    env = prep.environment(instance, url)
-    prepared, _ = prep.prepare(env, workdir, holders=8, licences=args.licences, log=print)
-
-    from app import create_app
-
-    app = create_app(prep.app_config(env))
-    quiet_logs()
-    client = app.test_client()
-    headers = {"Authorization": f"Bearer {prepared.token}", "Content-Type": "application/json"}
+    service = in_process_service(args, workdir)
+    client, prepared, headers = service.client, service.prepared, service.headers
     n = args.requests
 
     measure(client, "GET", "/healthz", None, {}, 50)
