@@ -39,7 +39,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from sqlalchemy import event, select
 
 from bench.hotpath import add_service_arguments, in_process_service, make_bodies, measure
+from core.db import get_db
+from core.signing import get_keyring
+from identity import LICENSING_AGENCY, get_identity_platform, verifier_agency
 from verification.challenges import nonce_hash
+from verification.models import AccessRecord
 from verification.trust import get_trust_anchors
 
 
@@ -61,9 +65,6 @@ class Statement:
 def capture_verification(app, client, body: str, headers: dict) -> tuple[list[Statement], dict]:
     """The statements one real verification runs on both stores, in order, and its
     response body."""
-    from core.db import get_db
-    from identity import get_identity_platform
-
     with app.app_context():
         engines = {get_db().engine: True, get_identity_platform().engine: False}
     statements: list[Statement] = []
@@ -97,11 +98,6 @@ class Floor:
     """The essential work of one verification; the SQL is the captured statements."""
 
     def __init__(self, app, statements: list[Statement], body: str, response: dict) -> None:
-        from core.db import get_db
-        from core.signing import get_keyring
-        from identity import LICENSING_AGENCY, get_identity_platform, verifier_agency
-        from verification.models import AccessRecord
-
         with app.app_context():
             self.anchors = get_trust_anchors(datetime.now(UTC), app)
             self.receipt_key = get_keyring(app).active.private_key
