@@ -40,6 +40,7 @@ from sqlalchemy import event, select
 
 from bench.hotpath import add_service_arguments, in_process_service, make_bodies, measure
 from core.db import get_db
+from core.jws import b64url_encode
 from core.signing import get_keyring
 from identity import LICENSING_AGENCY, get_identity_platform, verifier_agency
 from verification.challenges import nonce_hash
@@ -49,10 +50,6 @@ from verification.trust import get_trust_anchors
 
 def _b64url(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-
-
-def _b64url_text(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 @dataclass
@@ -172,9 +169,9 @@ class Floor:
         person_id = secrets.token_bytes(16)
         codes = [encode(person_id) for encode in self.encoders]
         signing_input = (
-            _b64url_text(json.dumps({"alg": "ES256", "typ": "receipt+jwt"}).encode())
+            b64url_encode(json.dumps({"alg": "ES256", "typ": "receipt+jwt"}).encode())
             + "."
-            + _b64url_text(
+            + b64url_encode(
                 json.dumps({"verification_id": verification_id, "sub": codes[1]}).encode()
             )
         )
@@ -182,7 +179,7 @@ class Floor:
         json.dumps(
             {
                 "verification_id": verification_id,
-                "receipt": f"{signing_input}.{_b64url_text(signature)}",
+                "receipt": f"{signing_input}.{b64url_encode(signature)}",
             }
         )
 
@@ -223,12 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     service = in_process_service(args, Path(tempfile.mkdtemp(prefix="lv-floor-")))
-    app, client, prepared, headers = (
-        service.app,
-        service.client,
-        service.prepared,
-        service.headers,
-    )
+    app, client, prepared, headers = service.app, service.client, service.prepared, service.headers
     n = args.requests
 
     # Warm every cache (CRL set, trust anchors, key versions) first: the capture is the
