@@ -27,7 +27,7 @@ MODEL_MODULES = (
     "clients.models",
     "licensing.models",
     "verification.models",
-    "verification.holder_models",
+    "holder.models",
 )
 
 NAMING_CONVENTION = {

@@ -24,6 +24,7 @@ def upgrade_command() -> None:
 
 def register(app: APIFlask) -> None:
     import clients
+    import holder
     import identity
     import licensing
     import seed
@@ -33,5 +34,5 @@ def register(app: APIFlask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(signing_cli)
     # identity first: licensing, verification and seed use the identity platform.
-    for domain in (clients, identity, licensing, verification, seed):
+    for domain in (clients, identity, licensing, verification, holder, seed):
         domain.init_app(app)

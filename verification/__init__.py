@@ -1,5 +1,5 @@
-"""verification domain: challenges, the card-assertion pipeline, CRLs, receipts, access
-records and the holder features (``verification.holder``)."""
+"""verification domain: challenges, the card-assertion pipeline, trust store and CRLs,
+outcomes, receipts and access records."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from core.health import add_readiness_check
 
 def init_app(app: Flask) -> None:
     """Registers this domain's blueprints, CLI groups and readiness checks."""
-    from verification import holder
     from verification.cli import challenges_cli, crl_cli
     from verification.revocation import crl_readiness
     from verification.routes import bp
@@ -19,4 +18,3 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(crl_cli)
     app.cli.add_command(challenges_cli)
     add_readiness_check(app, "card_revocation_lists", crl_readiness)
-    holder.init_app(app)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from verification import sd_jwt
+from holder import sd_jwt
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "verify_credential.py"

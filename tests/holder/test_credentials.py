@@ -1,4 +1,4 @@
-"""verification.credentials: card status parity with the pipeline's revocation check,
+"""holder.credentials: card status parity with the pipeline's revocation check,
 status list allocation, URIs, pruning."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import time_machine
 from sqlalchemy import select
 
 from core.db import get_session, utcnow
-from verification import credentials as creds
-from verification import status_list as sl
+from holder import credentials as creds
+from holder import status_list as sl
+from holder.models import HolderCredential, HolderStatusList
 from verification.errors import CardRevoked, CardSuspended, RevocationUnavailable
-from verification.holder_models import HolderCredential, HolderStatusList
 from verification.revocation import check_chain
 
 
@@ -93,7 +93,7 @@ def test_credential_lifetime_is_capped_at_24_hours(app):
 
 
 def _issue(app, holder, now=None):
-    from verification.credentials import encode_chain
+    from holder.credentials import encode_chain
 
     with app.app_context():
         return creds.issue_credential(

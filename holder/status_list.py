@@ -8,7 +8,7 @@ unpadded base64url in ``status_list.lst``. The Status List Token is a JWT with
 ``status.status_list.uri``; ``ttl`` tells relying parties how long they may cache it.
 
 This module is pure: it builds, encodes, decodes and checks lists and tokens. Which
-entry holds which status is decided at request time by ``verification.credentials``
+entry holds which status is decided at request time by ``holder.credentials``
 from the licence register and card revocation state. Signatures go through
 ``core.jws`` only (ES256, the service's key).
 """

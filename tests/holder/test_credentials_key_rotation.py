@@ -18,7 +18,7 @@ from core.signing import (
     retired_keys_dir,
     rotate_signing_key,
 )
-from verification import sd_jwt
+from holder import sd_jwt
 
 PLATFORM = "https://telemed.example"
 

@@ -12,10 +12,10 @@ import time_machine
 
 from core import jws
 from core.signing import get_keyring
+from holder import sd_jwt
+from holder import status_list as sl
+from holder.credentials import VCT
 from tests.fixtures.verification import problem
-from verification import sd_jwt
-from verification import status_list as sl
-from verification.credentials import VCT
 
 PLATFORM_AUDIENCE = "https://telemed.example"
 

@@ -37,10 +37,11 @@ from sqlalchemy.orm import Session
 from core.db import utcnow
 from core.errors import InvalidRequest, NotFound, ServiceError
 from core.signing import get_keyring
-from verification import sd_jwt
-from verification import status_list as sl
+from holder import sd_jwt
+from holder import status_list as sl
+from holder.errors import InvalidPresentation, LicenceNotActive, NotLicensed
+from holder.models import HolderCredential, HolderStatusList
 from verification.errors import CardRevoked
-from verification.holder_models import HolderCredential, HolderStatusList
 from verification.models import AccessRecord
 
 log = logging.getLogger("licence_service.holder")
@@ -61,24 +62,6 @@ MAX_AUDIENCE_CHARS = 512
 HOLDER_PORTAL_ID = "holder-portal"
 CREDENTIAL_ISSUED_NAME = "Credential issued for your card"
 CREDENTIAL_ISSUED = "credential_issued"
-
-
-# --- errors ---------------------------------------------------------------------------
-
-
-class NotLicensed(ServiceError):
-    status, code, title = 404, "not_licensed", "Not licensed"
-    default_detail = "You hold no licence for this profession."
-
-
-class LicenceNotActive(ServiceError):
-    status, code, title = 409, "licence_not_active", "Licence not active"
-    default_detail = "Credentials are issued only for an active licence."
-
-
-class InvalidPresentation(ServiceError):
-    status, code, title = 401, "invalid_presentation", "Invalid presentation"
-    default_detail = "The presentation is not acceptable."
 
 
 PRESENTATION_DETAILS = {

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import jws
-from verification import sd_jwt
+from holder import sd_jwt
 
 ISS = "urn:licence-verification:test"
 VCT = "urn:licence-verification:vct:professional-licence"

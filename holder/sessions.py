@@ -29,11 +29,11 @@ from sqlalchemy.orm import Session
 
 from core import jws
 from core.db import get_session, utcnow
-from core.errors import ServiceError
 from core.signing import get_keyring
+from holder.credentials import HOLDER_PORTAL_ID, encode_chain
+from holder.errors import UnknownHolder
+from holder.models import HolderSession
 from verification.challenges import IssuedChallenge, create_challenge
-from verification.credentials import HOLDER_PORTAL_ID, encode_chain
-from verification.holder_models import HolderSession
 from verification.models import ChallengePurpose
 from verification.pipeline import Verifier
 
@@ -47,10 +47,6 @@ _CLAIMS = frozenset({"iss", "aud", "sid", "iat", "exp"})
 #: How the holder's own portal appears in their access log (it is no API client).
 HOLDER_PORTAL_SIGN_IN = Verifier(HOLDER_PORTAL_ID, "Holder sign-in with your card")
 
-
-class UnknownHolder(ServiceError):
-    status, code, title = 403, "unknown_holder", "Unknown holder"
-    default_detail = "The identity platform does not know this card's holder."
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ code, licences by their public id. A card is kept as its validated certificate c
 checked again at any time against the newest CRL.
 
 Nothing here stores a status: the status of a credential is derived at request time
-from the licence register and the card's revocation state (``verification.credentials``).
+from the licence register and the card's revocation state (``holder.credentials``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``POST /v1/presentations``: a platform hands us a holder's SD-JWT VC presentation
 (with the nonce and audience its key-binding JWT must carry) and gets the live status.
 
-Same checks as an offline verifier (``verification.sd_jwt``), then the licence's status
+Same checks as an offline verifier (``holder.sd_jwt``), then the licence's status
 now and the card's revocation state now, answered like a verification: the outcome, the
 calling verifier's own pairwise code for the holder, only the claims the holder chose
 to disclose (an undisclosed name stays hidden here too), a signed receipt, and an
@@ -21,10 +21,11 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
-from verification import credentials as creds
-from verification import sd_jwt
+from holder import credentials as creds
+from holder import sd_jwt
+from holder.errors import InvalidPresentation
+from holder.models import HolderCredential
 from verification.errors import VerificationError
-from verification.holder_models import HolderCredential
 from verification.models import AccessRecord
 from verification.pipeline import OUTCOME_BY_STATUS, VerificationResult, Verifier, sign_receipt
 
@@ -92,15 +93,15 @@ def check_presentation(
         if error.issuer_claims is not None:
             credential = creds.find_credential(session, error.issuer_claims, application)
             if credential is not None:
-                _record_rejection(session, credential, verifier, at, creds.InvalidPresentation.code)
+                _record_rejection(session, credential, verifier, at, InvalidPresentation.code)
         raise creds.presentation_error(error) from None
 
     credential = creds.find_credential(session, verified.issuer_claims, application)
     if credential is None:
-        raise creds.InvalidPresentation(creds.PRESENTATION_DETAILS["unknown_credential"])
+        raise InvalidPresentation(creds.PRESENTATION_DETAILS["unknown_credential"])
     chain = creds.decode_chain(credential.card_chain)
     if sd_jwt.rsa_public_jwk(chain[0].public_key()) != verified.issuer_claims["cnf"]["jwk"]:
-        raise creds.InvalidPresentation(creds.PRESENTATION_DETAILS["claims"])
+        raise InvalidPresentation(creds.PRESENTATION_DETAILS["claims"])
     try:
         check_chain(session, chain, at, application)
     except VerificationError as error:

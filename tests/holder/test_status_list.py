@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core import jws
-from verification import status_list as sl
+from holder import status_list as sl
 
 URI = "https://licences.example/v1/status-lists/1"
 

@@ -7,14 +7,8 @@
     GET  /v1/status-lists/{id}      (public)            -> 200 application/statuslist+jwt
     POST /v1/presentations          (verifier) {presentation, nonce, audience} -> 200
 
-Rate limits per client address (``request.remote_addr``; behind reverse proxies set
-``TRUSTED_PROXIES`` so that it is the client's address, see ``core.proxies``) on every
-endpoint here except the verifier's, which is authenticated by client token. Limits are
-``limits`` strings from the config or the environment (``HOLDER_RATE_LIMIT_CHALLENGES``,
-``_SESSIONS``, ``_AUTHENTICATED``, ``_STATUS_LISTS``, e.g. ``"10 per minute"``), counted
-with a moving window in ``RATE_LIMIT_STORAGE_URI``: ``memory://`` by default, per process
-(with N workers an address gets up to N times the limit), or ``redis://host:port/db``,
-shared by every worker and instance. An unreachable store answers 503 ``unavailable``.
+Every endpoint here except the verifier's (authenticated by client token) is rate
+limited per client address (``holder.rate_limits``).
 
 Other settings (config or environment): ``PUBLIC_BASE_URL`` (absolute base of the status
 list URIs in credentials, default ``http://127.0.0.1:8000``), ``STATUS_LIST_TTL``
@@ -23,150 +17,33 @@ list URIs in credentials, default ``http://127.0.0.1:8000``), ``STATUS_LIST_TTL`
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
-import click
-from apiflask import APIBlueprint, Schema
-from apiflask.fields import Integer, List, Nested, String
-from apiflask.validators import Length, OneOf, Range
-from flask import Flask, Response, current_app, request
-from limits import parse
-from limits.errors import StorageError
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from apiflask import APIBlueprint
+from flask import Response, current_app
 
 from clients.auth import client_auth, current_client
-from core.cli import ServiceGroup
 from core.db import get_session
-from core.errors import TooManyRequests, Unavailable
-from licensing.professions import PROFESSION_CODES
-from verification import credentials as creds
-from verification import status_list as sl
-from verification.holder_access_log import MAX_PAGE_SIZE, access_log
-from verification.holder_presentations import check_presentation
-from verification.holder_sessions import (
-    current_holder,
-    holder_auth,
-    new_holder_challenge,
-    prune_sessions,
-    sign_in,
+from holder import credentials as creds
+from holder import status_list as sl
+from holder.access_log import access_log
+from holder.presentations import check_presentation
+from holder.rate_limits import rate_limited
+from holder.schemas import (
+    AccessLogOut,
+    AccessLogQuery,
+    CredentialIn,
+    CredentialOut,
+    HolderChallengeOut,
+    PresentationIn,
+    PresentationOut,
+    SessionIn,
+    SessionOut,
 )
+from holder.sessions import current_holder, holder_auth, new_holder_challenge, sign_in
 from verification.pipeline import Verifier, rfc3339
 
-RATE_LIMIT_DEFAULTS = {
-    "HOLDER_RATE_LIMIT_CHALLENGES": "30 per minute",
-    "HOLDER_RATE_LIMIT_SESSIONS": "10 per minute",
-    "HOLDER_RATE_LIMIT_AUTHENTICATED": "120 per minute",
-    "HOLDER_RATE_LIMIT_STATUS_LISTS": "600 per minute",
-}
-_LIMITER_KEY = "holder_rate_limiter"
-
 holder_bp = APIBlueprint("holder", __name__, tag="Holder")
-
-
-# --- rate limiting ----------------------------------------------------------------------
-
-
-def make_limiter(storage_uri: str | None) -> MovingWindowRateLimiter:
-    """The limiter over ``storage_uri`` (default ``memory://``); a malformed URI or a
-    missing storage driver fails here, at start-up, not on the first request."""
-    storage = storage_from_string(storage_uri or "memory://", wrap_exceptions=True)
-    return MovingWindowRateLimiter(storage)
-
-
-def rate_limited(config_key: str) -> Callable:
-    """Counts the request against ``config_key``'s limit for the client's address first."""
-
-    def decorate(view: Callable) -> Callable:
-        @wraps(view)
-        def limited(*args: Any, **kwargs: Any) -> Any:
-            value = current_app.config.get(config_key) or RATE_LIMIT_DEFAULTS[config_key]
-            address = request.remote_addr or "unknown"
-            limiter: MovingWindowRateLimiter = current_app.extensions[_LIMITER_KEY]
-            try:
-                allowed = limiter.hit(parse(value), config_key, address)
-            except StorageError:
-                # Fail closed: without its counts the limit cannot be enforced.
-                raise Unavailable("The rate limit store is unavailable.") from None
-            if not allowed:
-                raise TooManyRequests()
-            return view(*args, **kwargs)
-
-        return limited
-
-    return decorate
-
-
-# --- schemas ---------------------------------------------------------------------------
-
-
-class HolderChallengeOut(Schema):
-    nonce = String(required=True)
-    audience = String(required=True)
-    expires_at = String(required=True, metadata={"format": "date-time"})
-
-
-class SessionIn(Schema):
-    assertion = String(required=True, validate=Length(min=1, max=64 * 1024))
-
-
-class SessionOut(Schema):
-    session_token = String(required=True)
-    expires_at = String(required=True, metadata={"format": "date-time"})
-
-
-class AccessLogQuery(Schema):
-    limit = Integer(load_default=50, validate=Range(min=1, max=MAX_PAGE_SIZE))
-    cursor = String(load_default=None, validate=Length(min=1, max=200))
-
-
-class AccessLogEntry(Schema):
-    verifier = String(required=True)
-    at = String(required=True, metadata={"format": "date-time"})
-    profession = String(required=True, allow_none=True)
-    outcome = String(required=True)
-
-
-class AccessLogOut(Schema):
-    entries = List(Nested(AccessLogEntry), required=True)
-    next_cursor = String(required=True, allow_none=True)
-
-
-class CredentialIn(Schema):
-    profession = String(required=True, validate=OneOf(PROFESSION_CODES))
-
-
-class CredentialOut(Schema):
-    credential = String(required=True)
-
-
-class PresentationIn(Schema):
-    presentation = String(required=True, validate=Length(min=1, max=64 * 1024))
-    nonce = String(required=True, validate=Length(min=1, max=creds.MAX_NONCE_CHARS))
-    audience = String(required=True, validate=Length(min=1, max=creds.MAX_AUDIENCE_CHARS))
-
-
-class PresentationHolder(Schema):
-    name = String(required=True, allow_none=True)
-    subject = String(required=True)
-
-
-class PresentationLicence(Schema):
-    status = String(required=True)
-    registered_year = Integer(required=True, allow_none=True)
-    suspended_until = String(required=True, allow_none=True, metadata={"format": "date"})
-
-
-class PresentationOut(Schema):
-    verification_id = String(required=True)
-    outcome = String(required=True)
-    profession = String(required=True)
-    holder = Nested(PresentationHolder, required=True, allow_none=True)
-    licence = Nested(PresentationLicence, required=True, allow_none=True)
-    checked_at = String(required=True, metadata={"format": "date-time"})
-    receipt = String(required=True)
 
 
 _RATE_LIMITED = "rate_limited: too many requests from this address"
@@ -311,22 +188,3 @@ def check_presentation_route(body: dict[str, Any]):
         verifier=Verifier(client.id, client.name),
     )
     return result.as_json()
-
-
-holder_cli = ServiceGroup("holder", help="Holder sessions and credentials.")
-
-
-@holder_cli.command("prune")
-def prune_command() -> None:
-    """Delete sessions and credential records that expired more than a day ago."""
-    session = get_session()
-    sessions = prune_sessions(session)
-    credentials = creds.prune_credentials(session)
-    click.echo(f"removed {sessions} sessions and {credentials} credential records")
-
-
-def init_app(app: Flask) -> None:
-    """Registers the holder blueprint (``verification.init_app`` calls this)."""
-    app.extensions[_LIMITER_KEY] = make_limiter(app.config.get("RATE_LIMIT_STORAGE_URI"))
-    app.register_blueprint(holder_bp)
-    app.cli.add_command(holder_cli)
