@@ -23,7 +23,7 @@ install: $(INSTALLED)
 run: $(INSTALLED)
 	$(FLASK) db upgrade
 	$(FLASK) seed demo --if-empty --base-url http://$(HOST):$(PORT)
-	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - "app:app"
+	$(BIN)/gunicorn -c python:core.gunicorn_config --bind $(HOST):$(PORT) "app:app"
 
 ## Run the test suite (SQLite; set TEST_DATABASE_URL for PostgreSQL).
 test: $(INSTALLED)
@@ -37,7 +37,7 @@ lint: $(INSTALLED)
 
 ## Schema drift check: the models and the migrations must agree (both stores).
 check: $(INSTALLED)
-	$(BIN)/python -m core.schema_check
+	$(BIN)/python -m tests.quality.schema_check
 
 ## Scripted walkthrough against the running service (make run in another terminal).
 demo: $(INSTALLED)

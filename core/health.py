@@ -20,6 +20,10 @@ ReadinessCheck = Callable[[], str | None]
 health_bp = APIBlueprint("health", __name__, tag="Operations")
 
 
+def init_app(app: Flask) -> None:
+    app.register_blueprint(health_bp)
+
+
 def add_readiness_check(app: Flask, name: str, check: ReadinessCheck) -> None:
     app.extensions.setdefault("readiness_checks", {})[name] = check
 

@@ -22,6 +22,9 @@ from jose import jwk
 from jose import jws as jose_jws
 from jose.exceptions import JOSEError
 
+from core.strict_json import InvalidJson
+from core.strict_json import loads as strict_json_loads
+
 Algorithm = Literal["RS256", "ES256"]
 SUPPORTED_ALGORITHMS: frozenset[str] = frozenset({"RS256", "ES256"})
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
@@ -62,28 +65,12 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise JwsError("duplicate JSON member")
-        result[key] = value
-    return result
-
-
-def _reject_constant(_name: str) -> Any:
-    raise JwsError("non-standard JSON number")
-
-
 def strict_json(data: bytes) -> Any:
-    """UTF-8 JSON with unique member names and no NaN/Infinity (RFC 7515 section 4)."""
+    """UTF-8 JSON with unique member names, no NaN/Infinity (RFC 7515 section 4),
+    integers within 64 bits and bounded nesting (``core.strict_json``)."""
     try:
-        return json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
-        )
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return strict_json_loads(data)
+    except InvalidJson:
         raise JwsError("not strict JSON") from None
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,15 +41,12 @@ from flask import Flask, current_app
 from core import jws
 from core.cli import ServiceGroup
 from core.db import utcnow
+from core.files import write_atomic
 
 ALGORITHM: jws.Algorithm = "ES256"
 _CURVE_BYTES = 32  # P-256 coordinates
 _EXTENSION_KEY = "signing_keyring"
 _LOCK = threading.Lock()
-#: How long a retired key stays published: the longest token lifetime (a 24-hour
-#: credential) plus an hour of margin for clocks and caches.
-DEFAULT_RETENTION = timedelta(hours=25)
-RETIRED_DIR_NAME = "retired-signing-keys"
 
 
 class SigningKeyError(Exception):
@@ -185,34 +181,19 @@ class KeyRing:
         return parsed.payload
 
 
-def _write_new_key(path: Path) -> None:
-    """Creates the key file atomically; if another process won the race, keeps theirs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    private_key = ec.generate_private_key(ec.SECP256R1())
-    pem = private_key.private_bytes(
+def _new_private_key_pem() -> bytes:
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)  # fails if the file appeared meanwhile
-        except FileExistsError:
-            pass
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def load_or_create_key(path: str | os.PathLike[str]) -> SigningKey:
     key_path = Path(path)
     if not key_path.exists():
-        _write_new_key(key_path)
+        # Concurrent workers: the first file written wins, the others load it.
+        write_atomic(key_path, _new_private_key_pem(), mode=0o600, replace=False)
     try:
         private_key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError):
@@ -223,15 +204,7 @@ def load_or_create_key(path: str | os.PathLike[str]) -> SigningKey:
 
 
 def retired_keys_dir(config: Mapping[str, Any]) -> Path:
-    configured = config.get("SIGNING_RETIRED_KEYS_DIR")
-    if configured:
-        return Path(configured)
-    return Path(config["SIGNING_KEY_FILE"]).parent / RETIRED_DIR_NAME
-
-
-def retention(config: Mapping[str, Any]) -> timedelta:
-    seconds = config.get("SIGNING_KEY_RETENTION")
-    return timedelta(seconds=int(seconds)) if seconds else DEFAULT_RETENTION
+    return Path(config["SIGNING_RETIRED_KEYS_DIR"])
 
 
 def load_retired_keys(config: Mapping[str, Any]) -> list[VerificationKey]:
@@ -261,20 +234,6 @@ def load_keyring(config: Mapping[str, Any]) -> KeyRing:
     return KeyRing(load_or_create_key(config["SIGNING_KEY_FILE"]), load_retired_keys(config))
 
 
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 @dataclass(frozen=True)
 class Rotation:
     retired_kid: str
@@ -292,26 +251,19 @@ def rotate_signing_key(config: Mapping[str, Any], *, now: datetime | None = None
     key_path = Path(config["SIGNING_KEY_FILE"])
     with _LOCK:
         current = load_or_create_key(key_path)
-        until = at + retention(config)
+        until = at + timedelta(seconds=config["SIGNING_KEY_RETENTION"])
         record = {
             "kid": current.kid,
             "jwk": _ec_public_jwk(current.public_key),
             "retired_at": at.isoformat(),
             "publish_until": until.isoformat(),
         }
-        _atomic_write(
+        write_atomic(
             retired_keys_dir(config) / f"{current.kid}.json",
             json.dumps(record, indent=2).encode("ascii"),
-            0o644,
         )
-        private_key = ec.generate_private_key(ec.SECP256R1())
-        pem = private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        _atomic_write(key_path, pem, 0o600)
-    return Rotation(current.kid, SigningKey.from_private_key(private_key).kid, until)
+        write_atomic(key_path, _new_private_key_pem(), mode=0o600)
+    return Rotation(current.kid, load_or_create_key(key_path).kid, until)
 
 
 def prune_retired_keys(config: Mapping[str, Any], *, now: datetime | None = None) -> list[str]:
@@ -370,6 +322,10 @@ def get_keyring(app: Flask | None = None) -> KeyRing:
 
 
 signing_cli = ServiceGroup("signing", help="The service's signing keys (JWKS).")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(signing_cli)
 
 
 @signing_cli.command("rotate")

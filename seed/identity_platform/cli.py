@@ -30,7 +30,6 @@ def _embedded() -> EmbeddedIdentityPlatform:
 def rotate_keys_command() -> None:
     """Add a master key version and re-key the store and every stored licensing code."""
     platform = _embedded()
-    db.import_models()
     report = rotate_keys(db.get_session(), platform, db.Base.metadata)
     click.echo(
         f"master key version {report.from_version} -> {report.to_version} "
@@ -49,7 +48,6 @@ def rotate_keys_command() -> None:
 def rekey_codes_command() -> None:
     """Re-key stored licensing codes not at the key version in force (no new version)."""
     platform = _embedded()
-    db.import_models()
     counts = rekey_codes(db.get_session(), platform, db.Base.metadata)
     click.echo(f"key version in force: {platform.current_key_version()}")
     for column, count in counts.items():

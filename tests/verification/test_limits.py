@@ -66,7 +66,6 @@ def test_more_than_four_x5c_entries_is_413(verify, verifier, issue_card):
         (b'{"assertion": "a.b.c.d"}', "application/json"),
         (b'{"assertion": "a=.b.c"}', "application/json"),
         (b'{"assertion": "e30.e30.AA", "extra": 1}', "application/json"),
-        (b'{"assertion": "e30.e30.AA"}', "text/plain"),
         (b"\xff\xfe", "application/json"),
     ],
 )
@@ -76,6 +75,14 @@ def test_malformed_requests_are_400(http, verifier, data, content_type):
         "/v1/verifications", data=data, headers={**headers, "Content-Type": content_type}
     )
     problem(response, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None])
+def test_a_json_body_in_another_media_type_is_415(http, verifier, content_type):
+    _, headers = verifier
+    sent = {**headers, "Content-Type": content_type} if content_type else headers
+    response = http.post("/v1/verifications", data=b'{"assertion": "e30.e30.AA"}', headers=sent)
+    problem(response, 415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize(
