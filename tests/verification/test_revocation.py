@@ -446,3 +446,86 @@ def test_a_permanently_revoked_card_is_refused_by_the_pipeline(
     problem(
         verify(headers, holder.sign(challenge(headers)["nonce"], audience)), 403, "card_revoked"
     )
+
+
+# --- naming the CA at fault and what to do ------------------------------------------------------
+
+
+def _root_key(card_authority):
+    path = Path(card_authority.directory) / "root-ca.key.pem"
+    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+
+def _key_id(certificate) -> str:
+    return certificate.extensions.get_extension_for_class(
+        x509.SubjectKeyIdentifier
+    ).value.digest.hex()
+
+
+def test_readiness_checks_a_root_that_published_a_crl(http, feed, card_authority, publish_crl):
+    root = card_authority.root_certificate
+    publish_crl(validity=timedelta(hours=24))
+    assert (
+        feed(_crl(root.subject, _root_key(card_authority), validity=timedelta(hours=1))).status_code
+        == 204
+    )
+    assert http.get("/readyz").status_code == 200
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=1, minutes=1), tick=True):
+        reason = problem(http.get("/readyz"), 503, "unavailable")["checks"]["card_revocation_lists"]
+    assert reason.startswith("root CA 'CN=Demo JPKI Root CA")
+    assert _key_id(root) in reason and "past its nextUpdate" in reason
+    assert "issuing CA" not in reason  # the issuing CA's CRL is still fresh
+    # Not the demo authority's issuing CA: the card authority's feed is late.
+    assert "CRL feed is late" in reason
+
+
+def test_readiness_names_the_demo_issuing_ca_and_the_command(http, card_authority):
+    reason = problem(http.get("/readyz"), 503, "unavailable")["checks"]["card_revocation_lists"]
+    issuing = card_authority.issuing_certificate
+    assert reason.startswith("issuing CA 'CN=Demo JPKI User Authentication CA")
+    assert _key_id(issuing) in reason and "has published no CRL" in reason
+    assert "flask --app app card-authority publish-crl" in reason
+    assert "root CA" not in reason  # a root that never published a CRL needs none
+
+
+def test_without_the_demo_authority_the_advice_is_the_feed(app, http, card_authority, tmp_path):
+    app.config["CARD_AUTHORITY_DIR"] = str(tmp_path / "elsewhere")  # as in production
+    reason = problem(http.get("/readyz"), 503, "unavailable")["checks"]["card_revocation_lists"]
+    assert "CRL feed is late" in reason and "publish-crl" not in reason
+
+
+def test_revocation_unavailable_names_the_issuing_ca_and_what_to_do(
+    verify, verifier, challenge, audience, licensed_holder, card_authority
+):
+    _, headers = verifier
+    holder = licensed_holder(publish=False)
+    body = problem(
+        verify(headers, holder.sign(challenge(headers)["nonce"], audience)),
+        503,
+        "revocation_unavailable",
+    )
+    assert "issuing CA 'CN=Demo JPKI User Authentication CA" in body["detail"]
+    assert _key_id(card_authority.issuing_certificate) in body["detail"]
+    assert "card-authority publish-crl" in body["detail"]
+    assert holder.card.serial_hex not in body["detail"]
+
+
+def test_cli_status_prints_each_ca_and_fails_when_not_ready(app, feed, card_authority, publish_crl):
+    runner = app.test_cli_runner()
+    missing = runner.invoke(args=["crl", "status"])
+    assert missing.exit_code == 1
+    assert "issuing CA 'CN=Demo JPKI User Authentication CA" in missing.output
+    assert "no CRL" in missing.output and "publish-crl" in missing.output
+
+    publish_crl(validity=timedelta(hours=2))
+    fresh = runner.invoke(args=["crl", "status"])
+    assert fresh.exit_code == 0, fresh.output
+    root_line, issuing_line = fresh.output.splitlines()
+    assert "CRL #1, thisUpdate " in issuing_line and "nextUpdate " in issuing_line
+    assert "age 0h00m" in issuing_line
+    assert root_line.startswith("root CA") and root_line.endswith("no CRL (none required)")
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=3), tick=True):
+        stale = runner.invoke(args=["crl", "status"])
+    assert stale.exit_code == 1 and "age 3h00m" in stale.output
+    assert "not ready: it has a CRL past its nextUpdate" in stale.output
