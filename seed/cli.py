@@ -22,9 +22,11 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.cli import ServiceGroup
 from core.db import get_session, utcnow
+from core.errors import ServiceError
 from core.my_number import is_valid_my_number
 from seed.card_authority import (
     CRL_VALIDITY,
@@ -324,10 +326,15 @@ def refresh_demo_crl(authority: CardAuthority) -> x509.CertificateRevocationList
     near its nextUpdate; returns it, or None when the current one is fresh enough."""
     now = utcnow()
     current = next(
-        state
-        for state in ca_crl_states(get_session(), now)
-        if state.authority == authority.issuing_certificate
+        (
+            state
+            for state in ca_crl_states(get_session(), now)
+            if state.authority == authority.issuing_certificate
+        ),
+        None,
     )
+    if current is None:  # the trust bundle no longer holds the demo CA
+        return None
     if not crl_refresh_due(current.this_update, current.next_update, now):
         return None
     crl = authority.make_crl(now=now)
@@ -349,7 +356,15 @@ def refresh_crl_command(watch: bool) -> None:
         return
     parent = os.getppid()
     while True:
-        crl = refresh_demo_crl(authority)
+        try:
+            crl = refresh_demo_crl(authority)
+        except (ServiceError, SQLAlchemyError) as error:
+            if not watch:
+                raise
+            # A database restart or a clock step must not end the watcher for good.
+            get_session().rollback()
+            click.echo(f"demo CRL not refreshed ({type(error).__name__}); will retry", err=True)
+            crl = None
         if crl is not None:
             click.echo(f"demo CRL published, next update {crl.next_update_utc.isoformat()}")
         get_session().close()

@@ -104,3 +104,25 @@ def test_publish_crl_validity_is_capped_at_seven_days(app, card_authority):
     assert week.exit_code == 0 and "imported into the service" in week.output
     crl = x509.load_der_x509_crl(Path(card_authority.crl_path).read_bytes())
     assert crl.next_update_utc - crl.last_update_utc == timedelta(days=7)
+
+
+def test_watch_survives_a_database_outage(app, card_authority, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    real = seed_cli.refresh_demo_crl
+    calls = iter([OperationalError("SELECT 1", {}, Exception("server closed")), None])
+
+    def flaky(authority):
+        if (error := next(calls)) is not None:
+            raise error
+        return real(authority)
+
+    parents = iter([100, 100, 1])
+    monkeypatch.setattr(seed_cli, "refresh_demo_crl", flaky)
+    monkeypatch.setattr(seed_cli.os, "getppid", lambda: next(parents))
+    monkeypatch.setattr(seed_cli.time, "sleep", lambda _s: None)
+    result = app.test_cli_runner().invoke(args=["card-authority", "refresh-crl", "--watch"])
+    assert result.exit_code == 0, result.output
+    assert "demo CRL not refreshed (OperationalError); will retry" in result.output
+    assert "demo CRL published" in result.output
+    assert _crl_numbers(app) == [1]
