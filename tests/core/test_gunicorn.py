@@ -23,6 +23,15 @@ ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 
 
+UNREACHABLE_POSTGRES = "postgresql://nobody@127.0.0.1:1/none"
+
+
+def gunicorn_command(bind: str, *worker_args: str) -> list[str]:
+    """gunicorn with the project's settings (as ``make run`` starts it)."""
+    config = "python:core.gunicorn_config"
+    return [sys.executable, "-m", "gunicorn", "-c", config, "--bind", bind, *worker_args, "app:app"]
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -38,17 +47,7 @@ def serve(tmp_path):
         port = _free_port()
         log = (tmp_path / f"gunicorn-{port}.log").open("w+")
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "python:core.gunicorn_config",
-                "--bind",
-                f"127.0.0.1:{port}",
-                *worker_args,
-                "app:app",
-            ],
+            gunicorn_command(f"127.0.0.1:{port}", *worker_args),
             cwd=ROOT,
             env={**os.environ, "INSTANCE_PATH": str(tmp_path / "instance"), "WEB_CONCURRENCY": "1"},
             stdout=log,
@@ -161,3 +160,19 @@ def test_the_access_log_has_no_query_string_and_no_my_number(serve):
     assert "SECRET-QUERY" not in log and "?" not in "".join(access)
     assert number[:4] not in log and full_width[:4] not in log and quote(full_width)[:9] not in log
     assert all("[redacted]" in line for line in access)
+
+
+def test_gunicorn_stops_with_one_line_before_starting_workers(tmp_path):
+    result = subprocess.run(
+        gunicorn_command("127.0.0.1:0"),
+        cwd=ROOT,
+        env={**os.environ, "INSTANCE_PATH": str(tmp_path), "DATABASE_URL": UNREACHABLE_POSTGRES},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "configuration error: DATABASE_URL: cannot connect" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Booting worker" not in result.stderr
