@@ -45,7 +45,8 @@ def serve(tmp_path):
 
     def _serve(*worker_args: str):
         port = _free_port()
-        log = (tmp_path / f"gunicorn-{port}.log").open("w+")
+        log_path = tmp_path / f"gunicorn-{port}.log"
+        log = log_path.open("w+")
         process = subprocess.Popen(
             gunicorn_command(f"127.0.0.1:{port}", *worker_args),
             cwd=ROOT,
@@ -67,7 +68,11 @@ def serve(tmp_path):
         else:
             pytest.fail("gunicorn did not start")
 
-        def stop() -> str:
+        def stop(after=lambda _text: True) -> str:
+            # The worker writes its access line after answering: wait for what is due.
+            deadline = time.monotonic() + 10
+            while not after(log_path.read_text()) and time.monotonic() < deadline:
+                time.sleep(0.1)
             process.send_signal(signal.SIGINT)  # quick shutdown
             process.wait(timeout=30)
             log.seek(0)
@@ -154,7 +159,7 @@ def test_the_access_log_has_no_query_string_and_no_my_number(serve):
                 f"Referer: http://other.example/page?ref={number}\r\n\r\n".encode()
             )
             assert _read_response(conn)[0] == 401
-    log = stop()
+    log = stop(after=lambda text: text.count('"GET /v1/licences/') >= 3)
     access = [line for line in log.splitlines() if '"GET /v1/licences/' in line]
     assert len(access) == 3, log
     assert "SECRET-QUERY" not in log and "?" not in "".join(access)
