@@ -21,7 +21,7 @@ import identity
 import licensing
 import seed
 import verification
-from core import db, errors, health, logging, openapi, proxies, signing, strict_json
+from core import db, errors, health, logging, metrics, openapi, proxies, signing, strict_json
 from core.config import ConfigurationError, check_databases_reachable, settings_from_env
 from identity.errors import IdentityPlatformConfigurationError
 
@@ -80,6 +80,7 @@ def create_app(config: dict[str, Any] | None = None) -> APIFlask:
     logging.configure_logging(app)
     errors.register_error_handlers(app)
     db.init_app(app)
+    metrics.init_app(app)
     health.init_app(app)
     signing.init_app(app)
     import_models()

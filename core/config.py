@@ -76,6 +76,7 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
 UNSET_BY_DEFAULT = (
     "PUBLIC_BASE_URL",  # absolute base of status list URIs (never the request's Host)
     "IDENTITY_MASTER_KEY",  # embedded platform master keys ("1:<b64url>,2:<b64url>")
+    "METRICS_TOKEN",  # bearer token for /metrics from other than loopback clients
 )
 DATABASE_URL_SETTINGS = ("DATABASE_URL", "IDENTITY_DATABASE_URL")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from urllib.parse import urlsplit, urlunsplit
 
 from gunicorn.glogging import Logger
@@ -74,8 +75,20 @@ class ScrubbingLogger(Logger):
 
 
 def on_starting(_server) -> None:
+    # Before any worker imports prometheus_client: each worker then keeps its counters in
+    # files there and /metrics sums them (core.metrics). A fresh folder per server start,
+    # as prometheus_client requires, unless the operator names one.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="licence-metrics-")
     try:
         check_databases_reachable(settings_from_env())
     except ConfigurationError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         sys.exit(1)
+
+
+def child_exit(_server, worker) -> None:
+    # A dead worker's live gauges (pool connections) must stop counting.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

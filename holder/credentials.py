@@ -43,6 +43,8 @@ from holder.errors import InvalidPresentation, LicenceNotActive, NotLicensed
 from holder.models import HolderCredential, HolderStatusList
 from verification.errors import CardRevoked
 from verification.models import AccessRecord
+from verification.revocation import CardStatus
+from verification.revocation import card_statuses as revocation_statuses
 
 log = logging.getLogger("licence_service.holder")
 
@@ -130,54 +132,25 @@ def decode_chain(encoded: Iterable[str]) -> list[x509.Certificate]:
     return [x509.load_der_x509_certificate(base64.b64decode(item)) for item in encoded]
 
 
-def card_status(
-    session: Session, chain: Sequence[x509.Certificate], now: datetime, app: Flask
-) -> int:
-    """The card's contribution to an entry: valid, invalid (revoked) or suspended."""
-    return card_statuses(session, [chain], now, app)[0]
-
-
 def card_statuses(
     session: Session, chains: Sequence[Sequence[x509.Certificate]], now: datetime, app: Flask
 ) -> list[int]:
-    """``card_status`` for many chains with one CRL query in all.
-
-    Same rule as the pipeline's step 4 (``verification.revocation.check_chain``), applied
-    to the revocation sets of every issuer involved at once: a status list holds up to
-    thousands of live entries, and one query per card would make it slow to serve.
-    Revoked -> invalid; on hold, no CRL or a stale one -> suspended (unknown is not
-    valid, but not final either).
-    """
-    from verification.revocation import _revocation_sets
-    from verification.trust import ca_key
-
-    links_per_chain = [list(zip(chain[:-1], chain[1:], strict=True)) for chain in chains]
-    keys_per_chain = [[ca_key(issuer) for _, issuer in links] for links in links_per_chain]
-    sets = _revocation_sets(session, sorted({k for keys in keys_per_chain for k in keys}), app)
-    result = []
-    for chain, links, keys in zip(chains, links_per_chain, keys_per_chain, strict=True):
-        status = sl.STATUS_INVALID if chain[0].not_valid_after_utc <= now else sl.STATUS_VALID
-        for index, ((cert, _issuer), key) in enumerate(zip(links, keys, strict=True)):
-            revocations = sets.get(key)
-            if revocations is None:
-                if index == 0:
-                    status = max(status, sl.STATUS_SUSPENDED, key=_severity)
-                continue
-            if revocations.next_update <= now:
-                status = max(status, sl.STATUS_SUSPENDED, key=_severity)
-                continue
-            on_hold = revocations.entries.get(cert.serial_number)
-            if on_hold is None:
-                continue
-            held = on_hold and index == 0
-            status = max(status, sl.STATUS_SUSPENDED if held else sl.STATUS_INVALID, key=_severity)
-        result.append(status)
-    return result
+    """Each card's contribution to an entry, by ``verification.revocation``'s rule (one CRL
+    query for all): revoked or expired -> invalid; on hold, or unknown (no CRL or a stale
+    one) -> suspended (unknown is not valid, but not final either); good -> valid."""
+    statuses = revocation_statuses(session, chains, now, app)
+    return [
+        sl.STATUS_INVALID if chain[0].not_valid_after_utc <= now else _CARD_STATUS[status]
+        for chain, status in zip(chains, statuses, strict=True)
+    ]
 
 
-def _severity(status: int) -> int:
-    """valid < suspended < invalid."""
-    return {sl.STATUS_VALID: 0, sl.STATUS_SUSPENDED: 1, sl.STATUS_INVALID: 2}[status]
+_CARD_STATUS = {
+    CardStatus.GOOD: sl.STATUS_VALID,
+    CardStatus.HOLD: sl.STATUS_SUSPENDED,
+    CardStatus.UNKNOWN: sl.STATUS_SUSPENDED,
+    CardStatus.REVOKED: sl.STATUS_INVALID,
+}
 
 
 # --- licences -------------------------------------------------------------------------

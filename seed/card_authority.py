@@ -59,6 +59,10 @@ ROOT_VALIDITY_YEARS = 20
 ISSUING_VALIDITY_YEARS = 10
 #: CA certificates start a day early, so a clock a little behind still accepts them.
 CA_BACKDATE = timedelta(days=1)
+#: Demo CRLs: valid a day (the service accepts at most 7), re-published when less
+#: than a quarter of that is left.
+CRL_VALIDITY = timedelta(hours=24)
+CRL_REFRESH_SHARE = 0.25
 
 ROOT_NAME = x509.Name(
     [
@@ -573,7 +577,7 @@ class CardAuthority:
     # -- CRLs --
 
     def make_crl(
-        self, *, now: datetime | None = None, validity: timedelta = timedelta(hours=24)
+        self, *, now: datetime | None = None, validity: timedelta = CRL_VALIDITY
     ) -> x509.CertificateRevocationList:
         """A full CRL signed by the issuing CA, with the next CRLNumber (persisted), and
         saved as ``issuing-ca.crl``. Held cards carry certificateHold, revoked cards their
@@ -606,6 +610,15 @@ class CardAuthority:
             crl = builder.sign(self._issuing_key, SIGNATURE_HASH())
             write_atomic(self.crl_path, crl.public_bytes(serialization.Encoding.DER))
         return crl
+
+
+def crl_refresh_due(
+    this_update: datetime | None, next_update: datetime | None, now: datetime
+) -> bool:
+    """True when a CRL is missing, stale, or within ``CRL_REFRESH_SHARE`` of its end."""
+    if this_update is None or next_update is None:
+        return True
+    return now >= next_update - (next_update - this_update) * CRL_REFRESH_SHARE
 
 
 def _entry(state: dict[str, Any], serial: int) -> dict[str, Any]:

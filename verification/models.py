@@ -1,4 +1,4 @@
-"""Verification tables: challenges (nonces), CRLs, access records.
+"""Verification tables: challenges (nonces), CRLs, permanent revocations, access records.
 
 No foreign keys to other branches (licensing): holders are referenced by their
 licensing agency code only, verifiers by client id plus a snapshot of their name.
@@ -58,6 +58,22 @@ class CardCrl(Base):
     revoked_count: Mapped[int] = mapped_column(Integer)
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
     imported_by: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+class PermanentRevocation(Base):
+    """A certificate revoked for good by a CA's CRL (any reason but certificateHold).
+
+    Only certificateHold is reversible (RFC 5280 5.3.1), so a later CRL that omits the
+    serial changes nothing: the revocation stays in force. ``serial`` is lowercase hex.
+    """
+
+    __tablename__ = "verification_permanent_revocations"
+
+    issuer_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    serial: Mapped[str] = mapped_column(String(40), primary_key=True)
+    reason: Mapped[str | None] = mapped_column(String(40), default=None)
+    crl_number: Mapped[str] = mapped_column(String(49))  # the first CRL that listed it
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AccessRecord(Base):

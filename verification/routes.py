@@ -39,7 +39,8 @@ _VERIFY_ERRORS = {
     401: "unauthenticated, invalid_assertion, untrusted_certificate or invalid_nonce",
     403: "forbidden (not a verifier), card_suspended or card_revoked",
     413: "payload_too_large: body over 64 KiB, JWS header over 16 KiB, over 4 x5c entries",
-    503: "revocation_unavailable: no valid, unexpired CRL for the card's issuer",
+    503: "revocation_unavailable: no valid, unexpired CRL for the card's issuer "
+    "(the detail names the CA and what to do)",
 }
 
 
