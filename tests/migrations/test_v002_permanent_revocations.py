@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import text
 
 from core import db
-from core.schema_check import scratch_database
+from tests.quality.schema_check import scratch_database
 
 
 def _crl_der(key) -> bytes:
