@@ -149,9 +149,7 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             database_file = Path(parsed.database)
             # On first use, not here: building the app touches no file.
-            event.listen(
-                engine, "do_connect", lambda *_args: create_private_file(database_file)
-            )
+            event.listen(engine, "do_connect", lambda *_args: create_private_file(database_file))
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     engine = create_engine(

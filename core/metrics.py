@@ -121,7 +121,16 @@ class _ProcessCollector(Collector):
 @metrics_bp.doc(
     summary="Prometheus metrics (loopback clients, or with METRICS_TOKEN)",
     responses={
-        200: {"description": "Prometheus text format", "content": {"text/plain": {}}},
+        200: {
+            "description": "Prometheus text format",
+            "content": {
+                "text/plain": {
+                    "schema": {"type": "string"},
+                    "example": "# TYPE licence_db_pool_checked_out gauge\n"
+                    "licence_db_pool_checked_out 1.0\n",
+                }
+            },
+        },
         403: "Neither a loopback client nor the METRICS_TOKEN bearer token",
     },
     operation_id="get_metrics",

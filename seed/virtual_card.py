@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from core import jws
-from seed.card_authority import CardAuthority, atomic_write, file_lock, generate_card_key
+from core.files import write_atomic
+from seed.card_authority import CardAuthority, file_lock, generate_card_key
 
 FORMAT = "virtual-card/1"
 MAX_PIN_ATTEMPTS = 3
@@ -307,4 +308,4 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _write(path: Path, document: dict[str, Any]) -> None:
-    atomic_write(path, json.dumps(document, indent=1).encode("utf-8"), mode=0o600)
+    write_atomic(path, json.dumps(document, indent=1).encode("utf-8"), mode=0o600)

@@ -12,25 +12,21 @@ import pytest
 
 from app import create_app
 from core.config import ConfigurationError, settings_from_env
+from tests.core.test_gunicorn import UNREACHABLE_POSTGRES
 
 ROOT = Path(__file__).resolve().parents[2]
-UNREACHABLE_POSTGRES = "postgresql://nobody@127.0.0.1:1/none"
 
 
-def _run(args: list[str], env: dict[str, str], timeout: int = 60):
+def _flask(env: dict[str, str], *args: str):
     return subprocess.run(
-        args,
+        [sys.executable, "-m", "flask", "--app", "app", *args],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=60,
         check=False,
     )
-
-
-def _flask(env: dict[str, str], *args: str):
-    return _run([sys.executable, "-m", "flask", "--app", "app", *args], env)
 
 
 @pytest.mark.parametrize(
@@ -86,23 +82,3 @@ def test_the_cli_stops_with_one_line(tmp_path, name, value, says):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"configuration error: {name}: ") and says in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
-
-
-def test_gunicorn_stops_with_one_line_before_starting_workers(tmp_path):
-    result = _run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "python:core.gunicorn_config",
-            "--bind",
-            "127.0.0.1:0",
-            "app:app",
-        ],
-        {"INSTANCE_PATH": str(tmp_path), "DATABASE_URL": UNREACHABLE_POSTGRES},
-    )
-    assert result.returncode != 0
-    assert "configuration error: DATABASE_URL: cannot connect" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert "Booting worker" not in result.stderr

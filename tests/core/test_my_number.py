@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.my_number import check_digit, is_valid_my_number
-from tests.fixtures.identity import my_numbers, with_check_digit
+from tests.fixtures.identity import my_numbers
 
 ELEVEN = st.text(alphabet="0123456789", min_size=11, max_size=11)
 
