@@ -19,6 +19,7 @@ from core import db
 from core.permissions import make_private_folder
 
 DEFAULT_AUDIENCE = "urn:licence-verification:local"
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 KEYS_FILE = "master-keys.json"  # the embedded identity platform's, if not in the environment
 _DIGITS = re.compile(r"[0-9]{1,12}")
 
@@ -64,6 +65,8 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     "HOLDER_RATE_LIMIT_SESSIONS": ("10 per minute", _rate_limit),
     "HOLDER_RATE_LIMIT_AUTHENTICATED": ("120 per minute", _rate_limit),
     "HOLDER_RATE_LIMIT_STATUS_LISTS": ("600 per minute", _rate_limit),
+    "CARD_RATE_LIMIT_REQUESTS": ("60 per minute", _rate_limit),  # GET /r/{id}
+    "CARD_RATE_LIMIT_RESPONSES": ("10 per minute", _rate_limit),  # the card app's answers
     # memory:// counts per process; redis://host:port/db is shared by every worker.
     "RATE_LIMIT_STORAGE_URI": ("memory://", _text),
     # Reverse proxies in front whose X-Forwarded-For entries are believed.
@@ -141,3 +144,9 @@ def check_databases_reachable(settings: dict[str, Any]) -> None:
             db.check_reachable(settings[name])
         except db.DatabaseUrlError as error:
             raise ConfigurationError(f"{name}: {error}") from None
+
+
+def public_base_url(config: Any) -> str:
+    """Where clients reach this service (URLs it hands out are absolute): the
+    ``PUBLIC_BASE_URL`` setting, never taken from a request's Host."""
+    return (config.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/")

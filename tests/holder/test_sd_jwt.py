@@ -471,6 +471,13 @@ def test_disclosure_round_trip(name, value):
     assert parsed.digest == disclosure.digest
 
 
+@given(st.integers(2**63).flatmap(lambda n: st.sampled_from([n, -n - 1])))
+def test_a_disclosure_with_an_integer_beyond_64_bits_is_malformed(number):
+    encoded = jws.b64url_encode(json.dumps(["salt", "name", number]).encode())
+    with pytest.raises(sd_jwt.SdJwtError, match="malformed"):
+        sd_jwt.parse_disclosure(encoded)
+
+
 @given(st.text(max_size=300))
 def test_parse_never_crashes(text):
     try:

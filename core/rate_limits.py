@@ -1,7 +1,8 @@
-"""Per-address rate limits of the public holder endpoints.
+"""Per-address rate limits of the public endpoints (holder, the card app's routes).
 
 Limits are ``limits`` strings from the config (``HOLDER_RATE_LIMIT_CHALLENGES``,
-``_SESSIONS``, ``_AUTHENTICATED``, ``_STATUS_LISTS``, e.g. ``"10 per minute"``), counted
+``_SESSIONS``, ``_AUTHENTICATED``, ``_STATUS_LISTS``, ``CARD_RATE_LIMIT_REQUESTS``,
+``_RESPONSES``, e.g. ``"10 per minute"``), counted
 with a moving window in ``RATE_LIMIT_STORAGE_URI``: ``memory://`` by default, per process
 (with N workers an address gets up to N times the limit), or ``redis://host:port/db``,
 shared by every worker and instance. An unreachable store answers 503 ``unavailable``.
@@ -23,12 +24,6 @@ from limits.strategies import MovingWindowRateLimiter
 
 from core.errors import TooManyRequests, Unavailable
 
-RATE_LIMIT_DEFAULTS = {
-    "HOLDER_RATE_LIMIT_CHALLENGES": "30 per minute",
-    "HOLDER_RATE_LIMIT_SESSIONS": "10 per minute",
-    "HOLDER_RATE_LIMIT_AUTHENTICATED": "120 per minute",
-    "HOLDER_RATE_LIMIT_STATUS_LISTS": "600 per minute",
-}
 _LIMITER_KEY = "holder_rate_limiter"
 
 
@@ -45,7 +40,7 @@ def rate_limited(config_key: str) -> Callable:
     def decorate(view: Callable) -> Callable:
         @wraps(view)
         def limited(*args: Any, **kwargs: Any) -> Any:
-            value = current_app.config.get(config_key) or RATE_LIMIT_DEFAULTS[config_key]
+            value = current_app.config[config_key]
             address = request.remote_addr or "unknown"
             limiter: MovingWindowRateLimiter = current_app.extensions[_LIMITER_KEY]
             try:
@@ -62,6 +57,7 @@ def rate_limited(config_key: str) -> Callable:
     return decorate
 
 
-
 def init_app(app: Flask) -> None:
-    app.extensions[_LIMITER_KEY] = make_limiter(app.config.get("RATE_LIMIT_STORAGE_URI"))
+    """Idempotent: every domain with rate-limited routes calls it."""
+    if _LIMITER_KEY not in app.extensions:
+        app.extensions[_LIMITER_KEY] = make_limiter(app.config.get("RATE_LIMIT_STORAGE_URI"))
