@@ -20,8 +20,9 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
+from core.strict_json import MAX_INTEGER, MIN_INTEGER
+
+INT64_MIN, INT64_MAX = MIN_INTEGER, MAX_INTEGER
 #: Decimal digits of the longest 64-bit integer (with its sign): a longer JSON number is
 #: refused before Python converts it (which would be quadratic, then raise ValueError).
 

@@ -22,8 +22,9 @@ from flask.json.provider import DefaultJSONProvider
 from core.errors import InvalidRequest, UnsupportedMediaType
 
 MAX_DEPTH = 64
-MIN_INTEGER, MAX_INTEGER = -(2**63), 2**64 - 1
-_MAX_INTEGER_DIGITS = 20  # checked before int(): no big-number conversion at all
+#: Signed 64-bit integers, as every JSON consumer of ours (and int64 columns) can hold.
+MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
+_MAX_INTEGER_DIGITS = 19  # checked before int(): no big-number conversion at all
 
 
 class InvalidJson(ValueError):

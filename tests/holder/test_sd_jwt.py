@@ -452,7 +452,7 @@ def test_padded_disclosure_rejected():
 
 json_values = st.recursive(
     # Integers within 64 bits: strict JSON refuses larger ones (core.strict_json).
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
     ),
