@@ -46,6 +46,9 @@ def settings_from_env(overrides: dict[str, Any] | None = None) -> dict[str, Any]
         "IDENTITY_MASTER_KEY_FILE": env.get("IDENTITY_MASTER_KEY_FILE")
         or str(instance_path / "identity_platform" / "master-keys.json"),
         "SIGNING_KEY_FILE": env.get("SIGNING_KEY_FILE") or str(instance_path / "signing-key.pem"),
+        # Signs audit checkpoints; keep it (and the checkpoints) away from the database.
+        "AUDIT_CHECKPOINT_KEY_FILE": env.get("AUDIT_CHECKPOINT_KEY_FILE")
+        or str(instance_path / "audit-checkpoint-key.pem"),
         "CARD_AUTHORITY_DIR": str(card_authority_dir),
         # Flask rejects larger bodies with 413 before any parsing happens.
         "MAX_CONTENT_LENGTH": 64 * 1024,
