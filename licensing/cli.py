@@ -4,6 +4,8 @@ the operator's name (``--actor``, default the OS user)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 import time
@@ -17,7 +19,7 @@ from core.audit import console_operator
 from core.cli import ServiceGroup
 from core.db import get_session
 from core.errors import NotFound
-from core.text import clean_text
+from core.text import clean_text, spreadsheet_safe
 from licensing import audit, service
 from licensing.importer import DEFAULT_BATCH, ENCODINGS, ImportResult, RowError, import_csv
 from licensing.professions import PROFESSION_CODES
@@ -351,24 +353,46 @@ def checkpoint_command(out: Path | None) -> None:
         click.echo(f"checkpoint written to {out}")
 
 
+_SHOW_COLUMNS = ("seq", "at", "actor", "action", "target", "details", "free_text")
+
+
+def _free_text(entry) -> str:
+    if entry.free_text is not None:
+        text = {k: v for k, v in entry.free_text.items() if k != "salt"}
+        return "; ".join(text.values())
+    return "(free text erased)" if entry.free_text_digest is not None else ""
+
+
 @audit_cli.command("show")
 @click.option("--since", type=_DATE, help="Entries from this day on (YYYY-MM-DD, UTC).")
 @click.option("--licence", "licence_id", help="Only the entries about this licence.")
-def show_command_audit(since: datetime | None, licence_id: str | None) -> None:
-    """Print the audit trail, oldest first (free text that was erased shows as such)."""
+@click.option(
+    "--csv", "as_csv", is_flag=True, help="CSV with a header row (safe to open in a spreadsheet)."
+)
+def show_audit_command(since: datetime | None, licence_id: str | None, as_csv: bool) -> None:
+    """Print the audit trail, oldest first, one entry a line (tab-separated), or as CSV."""
     since_at = since.replace(tzinfo=UTC) if since is not None else None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if as_csv:
+        writer.writerow(_SHOW_COLUMNS)
     for entry in audit.entries(get_session(), since=since_at, target=licence_id):
-        details = json.dumps(entry.details, ensure_ascii=False, sort_keys=True)
-        if entry.free_text is not None:
-            text = {k: v for k, v in entry.free_text.items() if k != "salt"}
-            details += " " + json.dumps(text, ensure_ascii=False, sort_keys=True)
-        elif entry.free_text_digest is not None:
-            details += " (free text erased)"
-        actor = entry.actor or "(the service)"
-        click.echo(
-            f"{entry.seq}\t{entry.at.isoformat()}\t{actor}\t{entry.action}\t"
-            f"{entry.target}\t{details}"
+        row = (
+            entry.seq,
+            entry.at.isoformat(),
+            entry.actor or "(the service)",
+            entry.action,
+            entry.target,
+            json.dumps(entry.details, ensure_ascii=False, sort_keys=True),
+            _free_text(entry),
         )
+        if as_csv:
+            writer.writerow([spreadsheet_safe(cell) for cell in row])
+        else:
+            click.echo("\t".join(str(cell) for cell in row))
+        click.echo(buffer.getvalue(), nl=False)
+        buffer.seek(0)
+        buffer.truncate()
 
 
 @audit_cli.command("erase-text")

@@ -8,11 +8,11 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from core import db
+from core.audit import console_operator
 from licensing.models import Profession
 from licensing.professions import PROFESSION_CODES
 from licensing.service import today
 from tests.fixtures.licensing import invalid_check_digit, random_my_number
-from core.audit import console_operator
 from tests.licensing.helpers import audit_entries, stored_events
 
 
@@ -86,7 +86,10 @@ def test_lifecycle_at_the_console(app):
     shown = _cli(app, "licences", "show", licence_id)
     assert shown.exit_code == 0
     assert "- -> active" in shown.output
-    assert "active -> suspended" in shown.output and f"by {console_operator()}: inquiry" in shown.output
+    assert (
+        "active -> suspended" in shown.output
+        and f"by {console_operator()}: inquiry" in shown.output
+    )
     assert "suspended -> active" in shown.output and "active -> revoked" in shown.output
     by_number = _cli(
         app, "licences", "show", "--registration-number", "4321", "--profession", "doctor"
