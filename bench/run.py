@@ -294,9 +294,7 @@ class Bench:
             "import_imported": summary.get("imported"),
             "import_s": round(seconds, 1),
             "verifications": requests,
-            "failed": requests
-            - sum(r.ok for r in runs)
-            + sum(r.socket_errors for r in runs),
+            "failed": requests - sum(r.ok for r in runs) + sum(r.socket_errors for r in runs),
             "statuses": statuses,
             "p50_ms": statistics.median([r.p50_ms for r in runs]) if runs else None,
             "p99_ms": max((r.p99_ms for r in runs), default=None),

@@ -27,7 +27,7 @@ actor_option = click.option(
     default=console_operator,
     show_default="the OS user",
     callback=_clean_actor,
-    help="Who is acting (recorded in the audit trail).",
+    help="Who is acting (recorded in the history and the audit trail).",
 )
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import click
 from flask import current_app
 
-from core.audit import console_operator
+from clients.cli import actor_option
 from core.cli import ServiceGroup
 from core.db import get_session
 from core.errors import NotFound
-from core.text import clean_text, spreadsheet_safe
+from core.text import spreadsheet_safe
 from licensing import audit, service
 from licensing.importer import DEFAULT_BATCH, ENCODINGS, ImportResult, RowError, import_csv
 from licensing.professions import PROFESSION_CODES
@@ -47,19 +47,6 @@ def _echo_licence(view: service.LicenceView) -> None:
     if view.suspended_until is not None:
         status += f" through {view.suspended_until.isoformat()}"
     click.echo(f"  status:              {status}")
-
-
-def _clean_actor(_ctx, _param, value: str) -> str:
-    return clean_text(value, field="actor", max_length=200)
-
-
-actor_option = click.option(
-    "--actor",
-    default=console_operator,
-    show_default="the OS user",
-    callback=_clean_actor,
-    help="Who is acting (recorded in the history and the audit trail).",
-)
 
 
 class _ImportProgress:

@@ -43,10 +43,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.audit import console_operator
 from core.db import utcnow
+from core.errors import Conflict
 from core.my_number import is_valid_my_number
 from core.text import text_problem
 from licensing import audit
@@ -425,16 +427,23 @@ class _Importer:
         codes = self.platform.codes_for_my_numbers(self.agency, [r.my_number or "" for r in rows])
         for row, code in zip(rows, codes, strict=True):
             row.holder_code, row.my_number = code, None
-        with conn.begin():
-            # Someone may have registered one of these meanwhile (the API does not wait).
-            conflicts = self.register_conflicts(conn, rows)
-            kept = []
-            for row in rows:
-                if row.line in conflicts:
-                    self.error(row.line, conflicts[row.line] or "registered meanwhile")
-                else:
-                    kept.append(row)
-            self.insert(conn, kept)
+        try:
+            with conn.begin():
+                # Someone may have registered one of these meanwhile (the API does not wait).
+                conflicts = self.register_conflicts(conn, rows)
+                kept = []
+                for row in rows:
+                    if row.line in conflicts:
+                        self.error(row.line, conflicts[row.line] or "registered meanwhile")
+                    else:
+                        kept.append(row)
+                self.insert(conn, kept)
+        except IntegrityError:
+            # Registered between the re-check and the insert: this batch is rolled back.
+            raise Conflict(
+                "A licence of this file was registered meanwhile; run the import again "
+                "(rows already imported are reported as unchanged)."
+            ) from None
         self.flush_errors()
         self.progress()
 

@@ -6,13 +6,13 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import update
 
 from core import db
 from core.audit import console_operator
 from licensing import audit, service
 from licensing.models import AuditEntry
-from tests.licensing.helpers import audit_entries
+from tests.licensing.helpers import audit_entries, run_sql
 
 
 def _cli(app, *args):
@@ -22,13 +22,6 @@ def _cli(app, *args):
 def _verify(app) -> int | None:
     with app.app_context():
         return audit.verify_chain(db.get_session())
-
-
-def _sql(app, statement: str, **params) -> None:
-    with app.app_context():
-        session = db.get_session()
-        session.execute(text(statement), params)
-        session.commit()
 
 
 @pytest.fixture
@@ -111,7 +104,7 @@ def test_the_chain_holds_no_personal_data(app, chain):
 )
 def test_audit_verify_reports_the_first_broken_link(app, chain, tamper, broken_at):
     assert _verify(app) is None
-    _sql(app, tamper, zeros="0" * 64)
+    run_sql(app, tamper, zeros="0" * 64)
     assert _verify(app) == broken_at
     result = _cli(app, "audit", "verify")
     assert result.exit_code == 1

@@ -13,18 +13,11 @@ from sqlalchemy import text
 
 from core import db
 from licensing import audit, service
-from tests.licensing.helpers import audit_entries, stored_events
+from tests.licensing.helpers import audit_entries, run_sql, stored_events
 
 
 def _cli(app, *args):
     return app.test_cli_runner().invoke(args=list(args))
-
-
-def _sql(app, statement: str, **params) -> None:
-    with app.app_context():
-        session = db.get_session()
-        session.execute(text(statement), params)
-        session.commit()
 
 
 @pytest.fixture
@@ -65,13 +58,13 @@ def test_truncation_with_the_head_moved_back_is_detected(app, history, tmp_path)
     path = _checkpoint(app, tmp_path)
     entries = audit_entries(app)
     last, previous = entries[-1], entries[-2]
-    _sql(
+    run_sql(
         app,
         "DELETE FROM licence_events WHERE licence_id = :id AND reason = 'cleared'",
         id=history.id,
     )
-    _sql(app, "DELETE FROM audit_entries WHERE seq = :seq", seq=last.seq)
-    _sql(
+    run_sql(app, "DELETE FROM audit_entries WHERE seq = :seq", seq=last.seq)
+    run_sql(
         app,
         "UPDATE audit_chain_head SET seq = :seq, hash = :hash",
         seq=previous.seq,
@@ -154,7 +147,7 @@ def test_a_licence_row_changed_without_an_event_is_reported(app, http, regulator
         headers=regulator[1],
     )
     assert _cli(app, "audit", "verify").exit_code == 0
-    _sql(app, tamper, id=licence["licence_id"])
+    run_sql(app, tamper, id=licence["licence_id"])
     result = _cli(app, "audit", "verify")
     assert result.exit_code == 1
     assert f"licence changed without an event: {licence['licence_id']}" in result.output
