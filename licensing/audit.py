@@ -243,7 +243,10 @@ def load_or_create_checkpoint_key(path: str | os.PathLike[str]) -> Ed25519Privat
     """The checkpoint signing key (PEM, PKCS#8); created with mode 0600 on first use."""
     key_path = Path(path)
     if key_path.exists():
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        except (ValueError, TypeError):
+            raise ValueError("not a PEM private key without a password") from None
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError("the audit checkpoint key must be an Ed25519 private key")
         return key

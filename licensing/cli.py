@@ -331,7 +331,11 @@ def checkpoint_command(out: Path | None) -> None:
     Keep checkpoints outside the database (run this from cron, ship the file away);
     'audit verify --checkpoint FILE' then detects a chain truncated or rewritten since.
     """
-    key = audit.load_or_create_checkpoint_key(current_app.config["AUDIT_CHECKPOINT_KEY_FILE"])
+    key_file = current_app.config["AUDIT_CHECKPOINT_KEY_FILE"]
+    try:
+        key = audit.load_or_create_checkpoint_key(key_file)
+    except ValueError as error:
+        raise click.ClickException(f"{key_file}: {error}") from None
     document = json.dumps(audit.checkpoint(get_session(), key))
     if out is None:
         click.echo(document)

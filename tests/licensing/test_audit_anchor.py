@@ -203,3 +203,24 @@ def test_audit_show_as_csv_neutralises_formulas(app, register_licence):
     cells = [cell for row in rows[1:] for cell in row]
     assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
     assert '\'=HYPERLINK("http://x")' in cells
+
+
+def test_a_wrong_checkpoint_key_is_one_clear_error(app, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key_file = tmp_path / "wrong.pem"
+    app.config["AUDIT_CHECKPOINT_KEY_FILE"] = str(key_file)
+    key_file.write_text("garbage")
+    result = _cli(app, "audit", "checkpoint")
+    assert result.exit_code == 1 and "not a PEM private key" in result.output
+    key_file.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    result = _cli(app, "audit", "checkpoint")
+    assert result.exit_code == 1 and "must be an Ed25519" in result.output
+    assert "Traceback" not in result.output
