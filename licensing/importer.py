@@ -217,7 +217,7 @@ class _Importer:
         # A person the platform does not know yet is keyed by an HMAC of the My Number
         # under a key that lives as long as this import (no My Number is kept as a key).
         self.numbers_seen: dict[tuple[str, str], int] = {}
-        self.people_seen: dict[tuple[str, str], int] = {}
+        self.people_seen: dict[tuple[str | bytes, str], int] = {}
         self.person_key = secrets.token_bytes(32)
         self.engine = session.get_bind()
         self.postgres = self.engine.dialect.name == "postgresql"
@@ -415,11 +415,11 @@ class _Importer:
             else:
                 self.staged.append(row)
 
-    def person(self, row: _Row) -> str:
+    def person(self, row: _Row) -> str | bytes:
         if row.holder_code is not None:
             return row.holder_code
         assert row.my_number is not None
-        return hmac.new(self.person_key, row.my_number.encode(), "sha256").hexdigest()
+        return hmac.digest(self.person_key, row.my_number.encode(), "sha256")
 
     # -- writing -------------------------------------------------------------------------
 
