@@ -3,10 +3,10 @@
 ``clean_text`` normalises to NFC and refuses what would corrupt a terminal, a log, a
 page or a record: NUL and every other control character (C0, DEL, C1, so ANSI escape
 sequences too), bidirectional embeddings, overrides and isolates (they reorder what a
-reader sees), and anything that looks like a My Number: twelve digits in a row (ASCII
-or full-width) or three groups of four with one separator between them, as the number
-is printed on the card. A refused value is a 422 ``unprocessable`` whose detail names
-the field and what to remove, never the value.
+reader sees), and anything that looks like a My Number: twelve digits (ASCII or
+full-width) in a row or as three groups of four with a separator (a hyphen, dash or
+space) between them, as the number is printed on the card. A refused value is a 422
+``unprocessable`` whose detail names the field and what to remove, never the value.
 """
 
 from __future__ import annotations
@@ -15,25 +15,29 @@ import re
 import unicodedata
 
 from core.errors import Unprocessable
-from core.my_number import TWELVE_DIGITS
 
 # Embeddings and overrides (U+202A-U+202E), isolates (U+2066-U+2069), and the marks
 # (LRM, RLM, ALM), which Trojan Source style text uses with them.
 _BIDI_CONTROLS = frozenset(
     "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
 )
-# Four-four-four with the same separator twice: space, hyphens and dashes, the minus,
-# the full-width hyphen and the ideographic space, the katakana long vowel mark, a dot.
-_GROUPED_TWELVE = re.compile(
-    r"(?<!\d)\d{4}([ .\-\u2010-\u2015\u2212\u30fc\uff0d\u3000])\d{4}\1\d{4}(?!\d)"
+_DIGIT = "0-9\uff10-\uff19"  # ASCII and full-width digits
+# Hyphens and dashes (ASCII, Unicode, full-width), the minus sign, and both spaces.
+_SEPARATOR = "\\- \u2010-\u2015\u2212\uff0d\u3000"
+# Twelve digits as 4-4-4, each gap with at most one separator: the same shape as the log
+# scrubber's (``core.logging``), which redacts only numbers that pass the check digit;
+# free text refuses every such number.
+_MY_NUMBER_LIKE = re.compile(
+    f"(?<![{_DIGIT}])[{_DIGIT}]{{4}}[{_SEPARATOR}]?[{_DIGIT}]{{4}}[{_SEPARATOR}]?"
+    f"[{_DIGIT}]{{4}}(?![{_DIGIT}])"
 )
 # A cell starting with one of these is a formula (or becomes one) in a spreadsheet.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def looks_like_my_number(text: str) -> bool:
-    """Twelve digits in a row (``\\d`` also matches full-width digits), or 4-4-4 groups."""
-    return bool(TWELVE_DIGITS.search(text) or _GROUPED_TWELVE.search(text))
+    """Twelve ASCII or full-width digits, in a row or as 4-4-4 with separators."""
+    return _MY_NUMBER_LIKE.search(text) is not None
 
 
 def text_problem(text: str) -> str | None:
