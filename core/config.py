@@ -117,6 +117,10 @@ def settings_from_env(overrides: dict[str, Any] | None = None) -> dict[str, Any]
         "SIGNING_RETIRED_KEYS_DIR": str(
             value("SIGNING_RETIRED_KEYS_DIR", signing_key_file.parent / "retired-signing-keys")
         ),
+        # Signs audit checkpoints; keep it (and the checkpoints) away from the database.
+        "AUDIT_CHECKPOINT_KEY_FILE": str(
+            value("AUDIT_CHECKPOINT_KEY_FILE", instance_path / "audit-checkpoint-key.pem")
+        ),
         "CARD_AUTHORITY_DIR": str(card_authority_dir),
     }
     for name, (default, check) in DEFAULTS.items():

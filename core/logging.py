@@ -20,17 +20,10 @@ from datetime import UTC, datetime
 
 from flask import Flask, g, request
 
-from core.my_number import is_valid_my_number
+from core.my_number import MY_NUMBER_LIKE, is_valid_my_number
 
 LOGGER_NAME = "licence_service"
 REDACTED = "[redacted]"
-_DIGIT = "0-9\uff10-\uff19"  # ASCII and full-width digits
-# Hyphens and dashes (ASCII, Unicode, full-width), the minus sign, and both spaces.
-_SEPARATOR = "\\- \u2010-\u2015\u2212\uff0d\u3000"
-MY_NUMBER_LIKE = re.compile(
-    f"(?<![{_DIGIT}])[{_DIGIT}]{{4}}[{_SEPARATOR}]?[{_DIGIT}]{{4}}[{_SEPARATOR}]?"
-    f"[{_DIGIT}]{{4}}(?![{_DIGIT}])"
-)
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 

@@ -38,10 +38,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, current_app
 
-from core import jws
+from core import audit, jws
+from core.audit import console_operator
 from core.cli import ServiceGroup
-from core.db import utcnow
+from core.db import get_session, utcnow
 from core.files import write_atomic
+from core.text import clean_text
 
 ALGORITHM: jws.Algorithm = "ES256"
 _EXTENSION_KEY = "signing_keyring"
@@ -318,9 +320,19 @@ def init_app(app: Flask) -> None:
 
 
 @signing_cli.command("rotate")
-def rotate_command() -> None:
+@click.option("--actor", default=console_operator, show_default="the OS user")
+def rotate_command(actor: str) -> None:
     """Activate a new signing key; the old one stays published until its tokens expire."""
     rotation = rotate_signing_key(current_app.config)
+    session = get_session()
+    audit.record(
+        session,
+        actor=clean_text(actor, field="actor", max_length=200),
+        action="signing_key.rotate",
+        target=rotation.active_kid,
+        details={"retired": rotation.retired_kid, "active": rotation.active_kid},
+    )
+    session.commit()
     click.echo(f"retired {rotation.retired_kid} (published until {rotation.publish_until})")
     click.echo(f"active  {rotation.active_kid}")
 

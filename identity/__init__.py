@@ -40,6 +40,14 @@ class IdentityPlatform(Protocol):
         """``code_for_my_number`` for many numbers at once, in the same order."""
         ...
 
+    def known_codes_for_my_numbers(
+        self, agency: str, my_numbers: Sequence[str]
+    ) -> list[str | None]:
+        """``codes_for_my_numbers`` without enrolling anyone: None for a person the
+        platform does not know (the real platform knows every resident; a failed import
+        must not enrol people in the embedded stand-in)."""
+        ...
+
     def code_for_certificate(self, agency: str, certificate: x509.Certificate) -> str | None:
         """The agency's code for the holder of an already validated card certificate.
 

@@ -80,7 +80,8 @@ GENERAL_CODES = {
     "rate_limited",
     "unavailable",
 }
-_TRANSITION_CODES = {"invalid_transition", "conflict"}
+# unprocessable (422): a reason with control characters or a My Number-like number.
+_TRANSITION_CODES = {"invalid_transition", "conflict", "unprocessable"}
 #: The contract's own codes per endpoint (../shared/design/contract.md).
 CONTRACT_CODES: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/challenges"): set(),
@@ -98,7 +99,7 @@ CONTRACT_CODES: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/licences"): set(),
     ("GET", "/v1/licences/{licence_id}"): set(),
     ("GET", "/v1/licences/{licence_id}/events"): set(),
-    ("POST", "/v1/licences/{licence_id}/suspend"): _TRANSITION_CODES | {"unprocessable"},
+    ("POST", "/v1/licences/{licence_id}/suspend"): _TRANSITION_CODES,
     ("POST", "/v1/licences/{licence_id}/reinstate"): _TRANSITION_CODES,
     ("POST", "/v1/licences/{licence_id}/revoke"): _TRANSITION_CODES,
     ("POST", "/v1/licences/{licence_id}/erase"): _TRANSITION_CODES,
