@@ -1,7 +1,8 @@
 """``licence-card``: the licence holder's card app.
 
     licence-card sign REQUEST_URL (--card CARD.json | --pkcs11-module LIB [--token-label L])
-                 [--pin-file F] [--yes] [--consent monitoring] [--service-url URL] [--expect-iss ISS]
+                 [--pin-file F] [--yes] [--consent monitoring]
+                 [--service-url URL] [--expect-iss ISS]
     licence-card credential --profession P --out FILE (card options) [--service-url URL]
     licence-card present --credential FILE --nonce N --aud A --disclose name,... (card options)
 
@@ -82,10 +83,18 @@ def card_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(command)
     def wrapper(**kwargs: Any) -> Any:
-        choice = {name: kwargs.pop(name) for name in (
-            "card_file", "pkcs11_module", "token_label", "key_label", "key_id",
-            "cert_file", "chain_file",
-        )}
+        choice = {
+            name: kwargs.pop(name)
+            for name in (
+                "card_file",
+                "pkcs11_module",
+                "token_label",
+                "key_label",
+                "key_id",
+                "cert_file",
+                "chain_file",
+            )
+        }
         if (choice["card_file"] is None) == (choice["pkcs11_module"] is None):
             raise click.UsageError("give exactly one of --card and --pkcs11-module")
         return command(card_opener=lambda: _open_card(**choice), **kwargs)

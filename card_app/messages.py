@@ -27,7 +27,9 @@ PROFESSIONS = {
 
 CONSENTS = {
     "ja": {
-        "monitoring": "今後、免許の状態（停止・取消など）が変わったときに、この確認者へ通知すること",
+        "monitoring": (
+            "今後、免許の状態（停止・取消など）が変わったときに、この確認者へ通知すること"
+        ),
     },
     "en": {
         "monitoring": "this verifier being told from now on when your licence status changes "

@@ -100,9 +100,17 @@ class Service:
         request = urllib.request.Request(target, data=data, headers=headers, method=method)  # noqa: S310 - http(s) checked
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
-                status, raw, kind = response.status, response.read(MAX_RESPONSE_BYTES + 1), response.headers.get_content_type()
+                status, raw, kind = (
+                    response.status,
+                    response.read(MAX_RESPONSE_BYTES + 1),
+                    response.headers.get_content_type(),
+                )
         except urllib.error.HTTPError as error:
-            status, raw, kind = error.code, error.read(MAX_RESPONSE_BYTES + 1), error.headers.get_content_type()
+            status, raw, kind = (
+                error.code,
+                error.read(MAX_RESPONSE_BYTES + 1),
+                error.headers.get_content_type(),
+            )
         except (urllib.error.URLError, OSError):
             raise ServiceUnreachable(self.base_url) from None
         if len(raw) > MAX_RESPONSE_BYTES:
@@ -164,9 +172,7 @@ class Service:
             raise RequestRefused("the request has expired; ask the verifier for a new one")
         verifier = claims.get("verifier")
         consent = claims.get("consent", [])
-        texts = [
-            claims.get(name) for name in ("challenge_id", "nonce", "aud", "profession")
-        ]
+        texts = [claims.get(name) for name in ("challenge_id", "nonce", "aud", "profession")]
         if not isinstance(verifier, dict):
             raise RequestRefused("the request does not say who asks")
         texts += [verifier.get("id"), verifier.get("name")]

@@ -203,9 +203,20 @@ def softhsm_token(tmp_path, monkeypatch) -> Callable[..., SoftHsmToken]:
         issued: Any, *, label: str = "card", key_label: str = "auth", with_chain: bool = True
     ) -> SoftHsmToken:
         subprocess.run(
-            ["softhsm2-util", "--init-token", "--free", "--label", label,
-             "--so-pin", SO_PIN, "--pin", TOKEN_PIN],
-            check=True, capture_output=True, env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+            [
+                "softhsm2-util",
+                "--init-token",
+                "--free",
+                "--label",
+                label,
+                "--so-pin",
+                SO_PIN,
+                "--pin",
+                TOKEN_PIN,
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "SOFTHSM2_CONF": str(conf)},
         )
         library = pkcs11.lib(SOFTHSM_MODULE)
         library.reinitialize()  # the module reads SOFTHSM2_CONF when initialised
@@ -217,7 +228,9 @@ def softhsm_token(tmp_path, monkeypatch) -> Callable[..., SoftHsmToken]:
         )
         certificates = [(issued.certificate, key_label, key_id)]
         if with_chain:
-            certificates += [(ca, f"ca-{n}", bytes([0x10 + n])) for n, ca in enumerate(issued.chain)]
+            certificates += [
+                (ca, f"ca-{n}", bytes([0x10 + n])) for n, ca in enumerate(issued.chain)
+            ]
         with library.get_token(token_label=label).open(rw=True, user_pin=TOKEN_PIN) as session:
             session.create_object(
                 {

@@ -33,12 +33,24 @@ def _verify_offline(service_url: str, presentation: str, nonce: str, tmp_path: P
     (tmp_path / "presentation.txt").write_text(presentation)
     done = subprocess.run(
         [
-            sys.executable, "-I", str(EXAMPLE),
-            "--presentation", str(tmp_path / "presentation.txt"),
-            "--jwks", f"{service_url}/.well-known/jwks.json",
-            "--nonce", nonce, "--audience", PLATFORM, "--issuer", issuer,
+            sys.executable,
+            "-I",
+            str(EXAMPLE),
+            "--presentation",
+            str(tmp_path / "presentation.txt"),
+            "--jwks",
+            f"{service_url}/.well-known/jwks.json",
+            "--nonce",
+            nonce,
+            "--audience",
+            PLATFORM,
+            "--issuer",
+            issuer,
         ],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     return done.returncode, done.stdout, done.stderr
 
@@ -49,22 +61,43 @@ def test_credential_then_presentation_verified_by_the_example(
     holder = licensed_holder("doctor", name="鈴木 一郎")
     saved = tmp_path / "doctor.sdjwt"
     fetched = _card_app(
-        "credential", "--profession", "doctor", "--out", str(saved),
-        "--card", str(holder.card.path), "--pin-file", str(pin_file),
-        "--service-url", live_service,
+        "credential",
+        "--profession",
+        "doctor",
+        "--out",
+        str(saved),
+        "--card",
+        str(holder.card.path),
+        "--pin-file",
+        str(pin_file),
+        "--service-url",
+        live_service,
     )
     assert fetched.exit_code == 0, fetched.output
     assert f"Credential (doctor) saved to {saved}" in fetched.output
     assert saved.stat().st_mode & 0o777 == 0o600
 
     presented = _card_app(
-        "present", "--credential", str(saved), "--nonce", "platform-nonce-1", "--aud", PLATFORM,
-        "--disclose", "name", "--card", str(holder.card.path), "--pin-file", str(pin_file),
+        "present",
+        "--credential",
+        str(saved),
+        "--nonce",
+        "platform-nonce-1",
+        "--aud",
+        PLATFORM,
+        "--disclose",
+        "name",
+        "--card",
+        str(holder.card.path),
+        "--pin-file",
+        str(pin_file),
     )
     assert presented.exit_code == 0, presented.output
     presentation = presented.output.strip()
 
-    status, out, err = _verify_offline(live_service, presentation, "platform-nonce-1", tmp_path, audience)
+    status, out, err = _verify_offline(
+        live_service, presentation, "platform-nonce-1", tmp_path, audience
+    )
     assert status == 0, out + err
     result = json.loads(out)
     assert result["disclosed"] == {"name": "鈴木 一郎"}
@@ -78,12 +111,33 @@ def test_present_refuses_another_card_and_unknown_claims(
 ):
     holder = licensed_holder("doctor")
     saved = tmp_path / "doctor.sdjwt"
-    assert _card_app(
-        "credential", "--profession", "doctor", "--out", str(saved), "--card",
-        str(holder.card.path), "--pin-file", str(pin_file), "--service-url", live_service,
-    ).exit_code == 0
-    common = ["present", "--credential", str(saved), "--nonce", "n", "--aud", PLATFORM,
-              "--pin-file", str(pin_file)]
+    assert (
+        _card_app(
+            "credential",
+            "--profession",
+            "doctor",
+            "--out",
+            str(saved),
+            "--card",
+            str(holder.card.path),
+            "--pin-file",
+            str(pin_file),
+            "--service-url",
+            live_service,
+        ).exit_code
+        == 0
+    )
+    common = [
+        "present",
+        "--credential",
+        str(saved),
+        "--nonce",
+        "n",
+        "--aud",
+        PLATFORM,
+        "--pin-file",
+        str(pin_file),
+    ]
 
     other = _card_app(*common, "--disclose", "name", "--card", str(issue_card().path))
     assert other.exit_code == 1
@@ -95,8 +149,19 @@ def test_present_refuses_another_card_and_unknown_claims(
 
     garbage = tmp_path / "garbage"
     garbage.write_text("not~a~credential\x00")
-    bad = _card_app("present", "--credential", str(garbage), "--nonce", "n", "--aud", PLATFORM,
-                    "--disclose", "name", "--card", str(holder.card.path))
+    bad = _card_app(
+        "present",
+        "--credential",
+        str(garbage),
+        "--nonce",
+        "n",
+        "--aud",
+        PLATFORM,
+        "--disclose",
+        "name",
+        "--card",
+        str(holder.card.path),
+    )
     assert bad.exit_code == 1
     assert "not a licence credential" in bad.output
 
@@ -107,9 +172,17 @@ def test_credential_for_an_unregistered_card_shows_the_service_problem(
     card = issue_card()
     publish_crl()
     result = _card_app(
-        "credential", "--profession", "doctor", "--out", str(tmp_path / "c"),
-        "--card", str(card.path), "--pin-file", str(pin_file),
-        "--service-url", live_service,
+        "credential",
+        "--profession",
+        "doctor",
+        "--out",
+        str(tmp_path / "c"),
+        "--card",
+        str(card.path),
+        "--pin-file",
+        str(pin_file),
+        "--service-url",
+        live_service,
     )
     assert result.exit_code == 1
     assert result.output.splitlines()[-1].startswith("Refused: unknown_holder (")

@@ -47,10 +47,14 @@ def test_key_by_label_or_id_and_certificates_from_files(issue_card, softhsm_toke
     by_label = Pkcs11Card(token.module, key_label="User Authentication Key")
     assert by_label.chain == []  # no CA on the token and no file
     chain_file = tmp_path / "chain.pem"
-    chain_file.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in issued.chain))
+    chain_file.write_bytes(
+        b"".join(c.public_bytes(serialization.Encoding.PEM) for c in issued.chain)
+    )
     cert_file = tmp_path / "card.der"
     cert_file.write_bytes(issued.certificate.public_bytes(serialization.Encoding.DER))
-    by_id = Pkcs11Card(token.module, key_id=b"\x01", certificate_file=cert_file, chain_file=chain_file)
+    by_id = Pkcs11Card(
+        token.module, key_id=b"\x01", certificate_file=cert_file, chain_file=chain_file
+    )
     assert by_id.chain == issued.chain
     signature = by_id.sign(token.pin, b"data")
     from cryptography.hazmat.primitives import hashes

@@ -27,7 +27,12 @@ def pin_file(tmp_path):
 @pytest.fixture
 def run(stub_service):
     def _run(*args: str, lang: str = "en_GB.UTF-8", input: str | None = None):
-        env = {"LANG": lang, "LC_ALL": "", "LC_MESSAGES": "", "LICENCE_CARD_SERVICE_URL": stub_service.url}
+        env = {
+            "LANG": lang,
+            "LC_ALL": "",
+            "LC_MESSAGES": "",
+            "LICENCE_CARD_SERVICE_URL": stub_service.url,
+        }
         return CliRunner().invoke(main, list(args), env=env, input=input)
 
     return _run
@@ -63,7 +68,13 @@ def test_signs_for_the_named_verifier_and_posts_the_answer(run, stub_service, is
 def test_speaks_japanese_when_the_locale_is_japanese(run, stub_service, issue_card, pin_file):
     url = stub_service.card_request(stub_service.claims(profession="nurse", consent=["monitoring"]))
     result = run(
-        "sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), "--yes",
+        "sign",
+        url,
+        "--card",
+        str(issue_card().path),
+        "--pin-file",
+        str(pin_file),
+        "--yes",
         lang="ja_JP.UTF-8",
     )
     assert result.exit_code == 0, result.output
@@ -86,7 +97,13 @@ def test_consent_is_signed_only_when_agreed(
 ):
     url = stub_service.card_request(stub_service.claims(consent=["monitoring"]))
     result = run(
-        "sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), *args,
+        "sign",
+        url,
+        "--card",
+        str(issue_card().path),
+        "--pin-file",
+        str(pin_file),
+        *args,
         input=answers,
     )
     assert result.exit_code == 0, result.output
@@ -96,7 +113,9 @@ def test_consent_is_signed_only_when_agreed(
 
 def test_declining_sends_nothing(run, stub_service, issue_card, pin_file):
     url = stub_service.card_request()
-    result = run("sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), input="n\n")
+    result = run(
+        "sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), input="n\n"
+    )
     assert result.exit_code == 1
     assert "Not signed. Nothing was sent." in result.output
     assert stub_service.posted == []
@@ -117,7 +136,9 @@ def test_wrong_pin_is_one_line_and_nothing_is_sent(run, stub_service, issue_card
     url = stub_service.card_request()
     result = run("sign", url, "--card", str(issue_card().path), "--pin-file", str(wrong), "--yes")
     assert result.exit_code == 1
-    assert result.output.splitlines()[-1] == "Error: Wrong PIN: 2 attempts left before the card locks."
+    assert (
+        result.output.splitlines()[-1] == "Error: Wrong PIN: 2 attempts left before the card locks."
+    )
     assert stub_service.posted == []
 
 
@@ -129,7 +150,9 @@ def test_a_problem_from_the_service_is_shown(run, stub_service, issue_card, pin_
         {"code": "invalid_assertion", "detail": "The assertion names another verifier."},
         status=401,
     )
-    result = run("sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), "--yes")
+    result = run(
+        "sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), "--yes"
+    )
     assert result.exit_code == 1
     assert "Refused: invalid_assertion (The assertion names another verifier.)" in result.output
 
@@ -173,7 +196,9 @@ def test_refuses_requests_the_service_did_not_sign(run, stub_service, issue_card
     make, reason = REFUSALS[case]
     claims = stub_service.claims()
     url = stub_service.card_request(claims, token=make(stub_service, claims))
-    result = run("sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), "--yes")
+    result = run(
+        "sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), "--yes"
+    )
     assert result.exit_code == 1
     assert result.output.startswith("This request will not be signed:")
     assert reason in result.output
@@ -205,12 +230,12 @@ CLAIM_REFUSALS = {
 
 
 @pytest.mark.parametrize("case", sorted(CLAIM_REFUSALS))
-def test_refuses_signed_requests_it_must_not_answer(
-    run, stub_service, issue_card, pin_file, case
-):
+def test_refuses_signed_requests_it_must_not_answer(run, stub_service, issue_card, pin_file, case):
     overrides, reason = CLAIM_REFUSALS[case]
     url = stub_service.card_request(stub_service.claims(**overrides))
-    result = run("sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), "--yes")
+    result = run(
+        "sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), "--yes"
+    )
     assert result.exit_code == 1, result.output
     assert reason in result.output
     assert stub_service.posted == []
@@ -220,8 +245,17 @@ def test_refuses_a_request_from_another_service(run, stub_service, issue_card, p
     url = stub_service.card_request()
     result = CliRunner().invoke(
         main,
-        ["sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), "--yes",
-         "--service-url", "http://127.0.0.1:1"],
+        [
+            "sign",
+            url,
+            "--card",
+            str(issue_card().path),
+            "--pin-file",
+            str(pin_file),
+            "--yes",
+            "--service-url",
+            "http://127.0.0.1:1",
+        ],
         env={"LANG": "C"},
     )
     assert result.exit_code == 1
@@ -236,7 +270,15 @@ def test_unknown_request_and_absent_service_are_one_line(run, stub_service, issu
     assert "unknown, expired or already answered" in result.output
     result = CliRunner().invoke(
         main,
-        ["sign", "http://127.0.0.1:1/r/x", "--card", card, "--yes", "--service-url", "http://127.0.0.1:1"],
+        [
+            "sign",
+            "http://127.0.0.1:1/r/x",
+            "--card",
+            card,
+            "--yes",
+            "--service-url",
+            "http://127.0.0.1:1",
+        ],
         env={"LANG": "C"},
     )
     assert result.exit_code == 1
@@ -258,29 +300,58 @@ def test_signs_through_a_pkcs11_token(run, stub_service, issue_card, softhsm_tok
     pin.write_text(token.pin)
     url = stub_service.card_request()
     result = run(
-        "sign", url, "--pkcs11-module", token.module, "--token-label", token.label,
-        "--pin-file", str(pin), "--yes",
+        "sign",
+        url,
+        "--pkcs11-module",
+        token.module,
+        "--token-label",
+        token.label,
+        "--pin-file",
+        str(pin),
+        "--yes",
     )
     assert result.exit_code == 0, result.output
     [(_, body)] = stub_service.posted
     jws.verify_signature(body["assertion"], issued.certificate.public_key(), ["RS256"])
     token.lock()
     result = run(
-        "sign", stub_service.card_request(), "--pkcs11-module", token.module,
-        "--pin-file", str(pin), "--yes",
+        "sign",
+        stub_service.card_request(),
+        "--pkcs11-module",
+        token.module,
+        "--pin-file",
+        str(pin),
+        "--yes",
     )
     assert result.exit_code == 1
     assert "PIN is locked" in result.output
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.dictionaries(
-        st.sampled_from(["iss", "challenge_id", "nonce", "aud", "verifier", "profession",
-                         "consent", "response_uri", "iat", "exp"]),
+        st.sampled_from(
+            [
+                "iss",
+                "challenge_id",
+                "nonce",
+                "aud",
+                "verifier",
+                "profession",
+                "consent",
+                "response_uri",
+                "iat",
+                "exp",
+            ]
+        ),
         st.recursive(
             st.none() | st.booleans() | st.integers() | st.text(max_size=30),
-            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+            ),
             max_leaves=8,
         ),
     )
