@@ -1,7 +1,5 @@
-"""Fixtures for the card app: services over real HTTP and SoftHSM2 tokens.
+"""Fixtures for the card app: a stub service over real HTTP and SoftHSM2 tokens.
 
-- ``live_service``: the app served on a free loopback port (werkzeug, threaded), with
-  ``PUBLIC_BASE_URL`` set to where it listens; yields the base URL.
 - ``stub_service``: a small HTTP server that plays a service (or an attacker): it
   publishes a JWKS of its own ES256 key, serves card requests it signs (claims and
   header overridable) and records what the card app posts back.
@@ -28,7 +26,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from werkzeug.serving import make_server
 
 from core import jws
 from core.config import DEFAULT_AUDIENCE
@@ -51,18 +48,6 @@ TOKEN_PIN = "1234"
 #: SoftHSM2 keeps a token's flags in its store as this vendor attribute (unsigned long).
 SOFTHSM_TOKEN_FLAGS_ATTRIBUTE = 0x8000534B
 CKF_USER_PIN_LOCKED = 0x00040000
-
-
-@pytest.fixture
-def live_service(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
-    app.config["PUBLIC_BASE_URL"] = url
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield url
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 # --- the stub service -------------------------------------------------------------------
