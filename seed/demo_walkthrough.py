@@ -13,9 +13,10 @@ service answered as it must; the script exits non-zero when an answer is wrong.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import re
-import subprocess
 import sys
 import tempfile
 import urllib.error
@@ -25,9 +26,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import click
 import segno
 from cryptography.hazmat.primitives import serialization
 
+from card_app.cli import main as card_app_main
 from card_app.service import ServiceUnreachable
 from card_app.virtual_card import VirtualCard
 from core import jws
@@ -238,7 +241,7 @@ class Story:
             done = answer_with_card_app(
                 request_url, doctor["path"], pin_file, self.service.base_url
             )
-        for line in (done.stdout + done.stderr).splitlines():
+        for line in done.output.splitlines():
             print(f"       card app | {line}")
         result = self.service.call(
             "GET", f"/v1/challenges/{challenge['challenge_id']}", self.hr["token"]
@@ -246,7 +249,7 @@ class Story:
         verification = result.body.get("verification") or {}
         outcome = verification.get("outcome")
         self.mark(
-            done.returncode == 0
+            done.exit_code == 0
             and result.body.get("state") == "completed"
             and outcome == "licensed",
             "The doctor's card app shows who asks, signs with the PIN and answers the "
@@ -318,14 +321,17 @@ class Story:
             print(f"       {entry['at']}  {entry['verifier']:<14} {entry['outcome']}")
 
 
+@dataclass
+class CardAppRun:
+    exit_code: int
+    output: str
+
+
 def answer_with_card_app(
     request_url: str, card: str, pin_file: Path, service_url: str
-) -> subprocess.CompletedProcess[str]:
+) -> CardAppRun:
     """``licence-card sign`` as the candidate runs it (scripted: PIN file, no prompt)."""
-    command = [
-        sys.executable,
-        "-m",
-        "card_app",
+    arguments = [
         "sign",
         request_url,
         "--card",
@@ -336,9 +342,17 @@ def answer_with_card_app(
         "--service-url",
         service_url,
     ]
-    return subprocess.run(  # noqa: S603 - our own console script, arguments as a list
-        command, capture_output=True, text=True, timeout=60, check=False
-    )
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        try:
+            card_app_main.main(arguments, prog_name="licence-card", standalone_mode=False)
+            exit_code = 0
+        except SystemExit as stopped:
+            exit_code = stopped.code if isinstance(stopped.code, int) else 1
+        except click.ClickException as error:
+            error.show()
+            exit_code = error.exit_code
+    return CardAppRun(exit_code, output.getvalue())
 
 
 def ask(service: Service, state: dict[str, Any], profession: str) -> int:

@@ -379,3 +379,30 @@ def test_any_claims_are_accepted_whole_or_refused(overrides):
     else:
         assert request.verifier_name == claims["verifier"]["name"]
         assert service.owns(request.response_uri)
+
+
+def test_hostile_inputs_are_refused_in_one_line(run, stub_service, issue_card, tmp_path):
+    card = str(issue_card().path)
+    huge = stub_service.card_request(token="a" * (300 * 1024))
+    result = run("sign", huge, "--card", card, "--yes")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == "Error: the service answered with too much data"
+
+    bad_id = run("sign", stub_service.card_request(), "--pkcs11-module", "x.so", "--key-id", "zz")
+    assert bad_id.exit_code == 2
+    assert "the key id in hexadecimal" in bad_id.output
+
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    no_pin = run(
+        "sign", stub_service.card_request(), "--card", card, "--pin-file", str(empty), "--yes"
+    )
+    assert no_pin.exit_code == 1
+    assert "The PIN is 4 digits" in no_pin.output
+    assert stub_service.posted == []
+
+    not_http = CliRunner().invoke(
+        main, ["sign", "file:///etc/passwd", "--card", card, "--service-url", "file:///etc"]
+    )
+    assert not_http.exit_code == 1
+    assert "must be an http(s) URL" in not_http.output
