@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from cryptography.hazmat.primitives import serialization
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from clients.service import create_client
 from core.db import get_session
+from holder.credentials import public_base_url
 from licensing import service as licensing
 from licensing.models import Licence
 from seed.card_authority import CardAuthority, serial_hex
@@ -188,8 +190,18 @@ Try the cross-device check (copy-paste in another terminal, from this folder):
 
   curl -s {base_url}/v1/challenges/$CHALLENGE_ID {auth} | python3 -m json.tool
 
-The whole story (relayed request, impostor, forged card, stolen card, replay): make demo
+The whole story (relayed request, impostor, forged card, stolen card, replay):
+
+  {_demo_command(base_url)}
 """
+
+
+def _demo_command(base_url: str) -> str:
+    """``make demo`` with the address the service is reached at, when not the default."""
+    parts = urlsplit(base_url)
+    if parts.hostname in (None, "127.0.0.1") and parts.port in (None, 8000):
+        return "make demo"
+    return f"make demo HOST={parts.hostname} PORT={parts.port or 80}"
 
 
 def _ensure_cast(people: list[Person]) -> list[Person]:
@@ -329,7 +341,13 @@ def _describe_existing_demo(base_url: str) -> None:
 )
 @click.option("--seed", "random_seed", type=int, default=0, show_default=True)
 @click.option("--if-empty", is_flag=True, help="Do nothing (exit 0) when licences exist.")
-@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True)
-def demo_command(holders: int, cards: int, random_seed: int, if_empty: bool, base_url: str) -> None:
+@click.option(
+    "--base-url",
+    default=None,
+    help="Where the service is reached, for the walkthrough (default: PUBLIC_BASE_URL).",
+)
+def demo_command(
+    holders: int, cards: int, random_seed: int, if_empty: bool, base_url: str | None
+) -> None:
     """Demo population, clients and cards; prints the tokens and a walkthrough."""
-    seed_demo(holders, cards, random_seed, if_empty, base_url)
+    seed_demo(holders, cards, random_seed, if_empty, base_url or public_base_url())

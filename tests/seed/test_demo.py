@@ -65,6 +65,7 @@ def test_demo_seeds_population_clients_cards_and_a_crl(app, seeded, db_session):
     assert "/v1/challenges" in result.output and "request_uri" in result.output
     assert f'licence-card sign "$REQUEST_URL" --card {doctor["path"]}' in result.output
     assert "/v1/challenges/$CHALLENGE_ID" in result.output
+    assert "  make demo\n" in result.output
 
 
 def test_demo_refuses_a_non_empty_database_unless_if_empty(app, seeded):
@@ -78,6 +79,9 @@ def test_demo_refuses_a_non_empty_database_unless_if_empty(app, seeded):
     folder = demo_dir(app.config)
     assert f"demo: tokens in {folder / 'demo.json'}, cards in {folder / 'cards'}" in skipped.output
     assert "licence-card sign" in skipped.output
+    elsewhere = _seed(app, "--if-empty", "--base-url", "http://10.0.0.5:8765")
+    assert "http://10.0.0.5:8765/v1/challenges" in elsewhere.output
+    assert "make demo HOST=10.0.0.5 PORT=8765" in elsewhere.output
 
 
 def test_a_second_database_keeps_the_first_ones_demo_files(app, seeded, tmp_path):
