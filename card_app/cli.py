@@ -151,7 +151,7 @@ def handled(command: Callable[..., Any]) -> Callable[..., Any]:
         except RequestRefused as refused:
             _fail(say("request_refused", reason=str(refused)))
         except (CardError, ServiceProblem) as error:
-            _fail(say("error", message=str(error)))
+            _fail(say("error", message=say.problem(error)))
 
     return wrapper
 

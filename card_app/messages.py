@@ -69,6 +69,27 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
 }
 
 
+#: Card errors in Japanese, by class name (English: the error's own message).
+CARD_ERRORS_JA = {
+    "WrongPin": "暗証番号が違います。あと{remaining_attempts}回間違えるとカードがロックされます。",
+    "CardLocked": (
+        "暗証番号を続けて間違えたため、カードはロックされていて署名できません。"
+        "市区町村の窓口で解除してください（デモではカードを再発行）。"
+    ),
+    "InvalidPinFormat": "暗証番号は4桁の数字です（カードの誤り回数には数えていません）。",
+    "TokenPinIncorrect": "暗証番号が違います。",
+    "TokenPinLocked": (
+        "暗証番号を何度も間違えたため、カードはロックされていて署名できません。"
+        "発行元（マイナンバーカードは市区町村の窓口）で解除してください。"
+    ),
+    "ServiceUnreachable": "サービスに接続できません: {url}",
+}
+TRIES_LEFT_JA = {
+    "final": "あと1回間違えるとロックされます。",
+    "low": "ロックまでの残り回数がわずかです。",
+}
+
+
 def language(environ: Mapping[str, str] | None = None) -> str:
     environ = os.environ if environ is None else environ
     for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
@@ -90,3 +111,11 @@ class Messages:
 
     def consent(self, code: str) -> str:
         return CONSENTS[self.lang].get(code, code)
+
+    def problem(self, error: Exception) -> str:
+        """A card or service error in the holder's language."""
+        text = CARD_ERRORS_JA.get(type(error).__name__) if self.lang == "ja" else None
+        if text is None:
+            return str(error)
+        warning = TRIES_LEFT_JA.get(getattr(error, "tries_left", None) or "", "")
+        return text.format(**vars(error)) + warning

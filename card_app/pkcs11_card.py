@@ -43,14 +43,19 @@ class ModuleNotLoadable(CardError):
 
 
 class TokenPinIncorrect(CardError):
+    WARNINGS = {
+        "final": " One try is left before the card locks.",
+        "low": " Few tries are left before the card locks.",
+        None: "",
+    }
+
     def __init__(self, flags: TokenFlag) -> None:
+        self.tries_left: str | None = None
         if flags & TokenFlag.USER_PIN_FINAL_TRY:
-            warning = " One try is left before the card locks."
+            self.tries_left = "final"
         elif flags & TokenFlag.USER_PIN_COUNT_LOW:
-            warning = " Few tries are left before the card locks."
-        else:
-            warning = ""
-        super().__init__("Wrong PIN." + warning)
+            self.tries_left = "low"
+        super().__init__("Wrong PIN." + self.WARNINGS[self.tries_left])
 
 
 class TokenPinLocked(CardError):

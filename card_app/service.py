@@ -43,6 +43,7 @@ class ServiceProblem(Exception):
 class ServiceUnreachable(ServiceProblem):
     def __init__(self, url: str) -> None:
         super().__init__(f"no service at {url}")
+        self.url = url
 
 
 class RequestRefused(ServiceProblem):

@@ -406,3 +406,23 @@ def test_hostile_inputs_are_refused_in_one_line(run, stub_service, issue_card, t
     )
     assert not_http.exit_code == 1
     assert "must be an http(s) URL" in not_http.output
+
+
+def test_card_errors_speak_japanese(run, stub_service, issue_card, softhsm_token, tmp_path):
+    wrong = tmp_path / "wrong"
+    wrong.write_text("9999")
+    virtual = run(
+        "sign", stub_service.card_request(), "--card", str(issue_card().path),
+        "--pin-file", str(wrong), "--yes", lang="ja_JP.UTF-8",
+    )  # fmt: skip
+    assert virtual.output.splitlines()[-1] == (
+        "エラー: 暗証番号が違います。あと2回間違えるとカードがロックされます。"
+    )
+    token = softhsm_token(issue_card())
+    args = ["--pkcs11-module", token.module, "--pin-file", str(wrong), "--yes"]
+    run("sign", stub_service.card_request(), *args, lang="ja_JP.UTF-8")
+    low = run("sign", stub_service.card_request(), *args, lang="ja_JP.UTF-8")
+    assert low.output.splitlines()[-1] == (
+        "エラー: 暗証番号が違います。ロックまでの残り回数がわずかです。"
+    )
+    assert stub_service.posted == []
