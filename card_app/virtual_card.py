@@ -17,9 +17,7 @@ import base64
 import json
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -226,28 +224,10 @@ class VirtualCard:
         """RSASSA-PKCS1-v1_5 with SHA-256 over ``data`` (RS256), as the chip computes it."""
         return self.unlock(pin).sign(data, padding.PKCS1v15(), hashes.SHA256())
 
-    def sign_assertion(
-        self,
-        pin: str,
-        *,
-        nonce: str,
-        audience: str,
-        verifier: str | None = None,
-        consent: Sequence[str] = (),
-        now: datetime | None = None,
-        lifetime: int = 300,
-    ) -> str:
-        """The contract's card assertion (see ``card_app.assertion``)."""
-        return sign_assertion(
-            self,
-            pin,
-            nonce=nonce,
-            audience=audience,
-            verifier=verifier,
-            consent=consent,
-            now=now,
-            lifetime=lifetime,
-        )
+    def sign_assertion(self, pin: str, **claims: Any) -> str:
+        """The contract's card assertion: ``card_app.assertion.sign_assertion`` with
+        this card (``nonce``, ``audience``, optional ``verifier``, ``consent``, ...)."""
+        return sign_assertion(self, pin, **claims)
 
     @property
     def _lock_path(self) -> Path:

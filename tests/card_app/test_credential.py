@@ -29,6 +29,22 @@ def _card_app(*args: str):
     return CliRunner().invoke(main, list(args), env={"LANG": "C"})
 
 
+def _fetch_credential(holder, pin_file: Path, service_url: str, out: Path):
+    return _card_app(
+        "credential", "--profession", "doctor", "--out", str(out),
+        "--card", str(holder.card.path), "--pin-file", str(pin_file),
+        "--service-url", service_url,
+    )  # fmt: skip
+
+
+def _present(credential: Path, card: Path, nonce: str, *extra: str):
+    """A presentation disclosing the name, for the test platform."""
+    return _card_app(
+        "present", "--credential", str(credential), "--nonce", nonce, "--aud", PLATFORM,
+        "--disclose", "name", "--card", str(card), *extra,
+    )  # fmt: skip
+
+
 def _verify_offline(service_url: str, presentation: str, nonce: str, tmp_path: Path, issuer: str):
     (tmp_path / "presentation.txt").write_text(presentation)
     done = subprocess.run(
@@ -60,38 +76,12 @@ def test_credential_then_presentation_verified_by_the_example(
 ):
     holder = licensed_holder("doctor", name="鈴木 一郎")
     saved = tmp_path / "doctor.sdjwt"
-    fetched = _card_app(
-        "credential",
-        "--profession",
-        "doctor",
-        "--out",
-        str(saved),
-        "--card",
-        str(holder.card.path),
-        "--pin-file",
-        str(pin_file),
-        "--service-url",
-        live_service,
-    )
+    fetched = _fetch_credential(holder, pin_file, live_service, saved)
     assert fetched.exit_code == 0, fetched.output
     assert f"Credential (doctor) saved to {saved}" in fetched.output
     assert saved.stat().st_mode & 0o777 == 0o600
 
-    presented = _card_app(
-        "present",
-        "--credential",
-        str(saved),
-        "--nonce",
-        "platform-nonce-1",
-        "--aud",
-        PLATFORM,
-        "--disclose",
-        "name",
-        "--card",
-        str(holder.card.path),
-        "--pin-file",
-        str(pin_file),
-    )
+    presented = _present(saved, holder.card.path, "platform-nonce-1", "--pin-file", str(pin_file))
     assert presented.exit_code == 0, presented.output
     presentation = presented.output.strip()
 
@@ -111,22 +101,7 @@ def test_present_refuses_another_card_and_unknown_claims(
 ):
     holder = licensed_holder("doctor")
     saved = tmp_path / "doctor.sdjwt"
-    assert (
-        _card_app(
-            "credential",
-            "--profession",
-            "doctor",
-            "--out",
-            str(saved),
-            "--card",
-            str(holder.card.path),
-            "--pin-file",
-            str(pin_file),
-            "--service-url",
-            live_service,
-        ).exit_code
-        == 0
-    )
+    assert _fetch_credential(holder, pin_file, live_service, saved).exit_code == 0
     common = [
         "present",
         "--credential",
@@ -149,19 +124,7 @@ def test_present_refuses_another_card_and_unknown_claims(
 
     garbage = tmp_path / "garbage"
     garbage.write_text("not~a~credential\x00")
-    bad = _card_app(
-        "present",
-        "--credential",
-        str(garbage),
-        "--nonce",
-        "n",
-        "--aud",
-        PLATFORM,
-        "--disclose",
-        "name",
-        "--card",
-        str(holder.card.path),
-    )
+    bad = _present(garbage, holder.card.path, "n")
     assert bad.exit_code == 1
     assert "not a licence credential" in bad.output
 

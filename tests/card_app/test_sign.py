@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -22,6 +23,16 @@ def pin_file(tmp_path):
     path = tmp_path / "pin"
     path.write_text("1234\n")
     return path
+
+
+@pytest.fixture(name="sign")
+def sign_fixture(run):
+    """``licence-card sign URL --card CARD --pin-file PIN ...``."""
+
+    def _sign(url: str, card: str, pin: Path, *args: str, **options):
+        return run("sign", url, "--card", card, "--pin-file", str(pin), *args, **options)
+
+    return _sign
 
 
 @pytest.fixture
@@ -65,18 +76,9 @@ def test_signs_for_the_named_verifier_and_posts_the_answer(run, stub_service, is
     assert "consent" not in payload
 
 
-def test_speaks_japanese_when_the_locale_is_japanese(run, stub_service, issue_card, pin_file):
+def test_speaks_japanese_when_the_locale_is_japanese(sign, run, stub_service, issue_card, pin_file):
     url = stub_service.card_request(stub_service.claims(profession="nurse", consent=["monitoring"]))
-    result = run(
-        "sign",
-        url,
-        "--card",
-        str(issue_card().path),
-        "--pin-file",
-        str(pin_file),
-        "--yes",
-        lang="ja_JP.UTF-8",
-    )
+    result = sign(url, str(issue_card().path), pin_file, "--yes", lang="ja_JP.UTF-8")
     assert result.exit_code == 0, result.output
     assert "St Luke's HR があなたの看護師免許の確認を求めています。" in result.output
     assert "次への同意を求めています" in result.output
@@ -93,29 +95,18 @@ def test_speaks_japanese_when_the_locale_is_japanese(run, stub_service, issue_ca
     ],
 )
 def test_consent_is_signed_only_when_agreed(
-    run, stub_service, issue_card, pin_file, answers, args, consent
+    sign, stub_service, issue_card, pin_file, answers, args, consent
 ):
     url = stub_service.card_request(stub_service.claims(consent=["monitoring"]))
-    result = run(
-        "sign",
-        url,
-        "--card",
-        str(issue_card().path),
-        "--pin-file",
-        str(pin_file),
-        *args,
-        input=answers,
-    )
+    result = sign(url, str(issue_card().path), pin_file, *args, input=answers)
     assert result.exit_code == 0, result.output
     assert "told from now on when your licence status changes" in result.output
     assert _posted_claims(stub_service).get("consent") == consent
 
 
-def test_declining_sends_nothing(run, stub_service, issue_card, pin_file):
+def test_declining_sends_nothing(sign, run, stub_service, issue_card, pin_file):
     url = stub_service.card_request()
-    result = run(
-        "sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), input="n\n"
-    )
+    result = sign(url, str(issue_card().path), pin_file, input="n\n")
     assert result.exit_code == 1
     assert "Not signed. Nothing was sent." in result.output
     assert stub_service.posted == []
@@ -130,11 +121,11 @@ def test_pin_is_asked_without_echo(run, stub_service, issue_card, monkeypatch):
     assert asked == ["Card PIN (user authentication): "]
 
 
-def test_wrong_pin_is_one_line_and_nothing_is_sent(run, stub_service, issue_card, tmp_path):
+def test_wrong_pin_is_one_line_and_nothing_is_sent(sign, run, stub_service, issue_card, tmp_path):
     wrong = tmp_path / "wrong"
     wrong.write_text("9999")
     url = stub_service.card_request()
-    result = run("sign", url, "--card", str(issue_card().path), "--pin-file", str(wrong), "--yes")
+    result = sign(url, str(issue_card().path), wrong, "--yes")
     assert result.exit_code == 1
     assert (
         result.output.splitlines()[-1] == "Error: Wrong PIN: 2 attempts left before the card locks."
@@ -142,7 +133,7 @@ def test_wrong_pin_is_one_line_and_nothing_is_sent(run, stub_service, issue_card
     assert stub_service.posted == []
 
 
-def test_a_problem_from_the_service_is_shown(run, stub_service, issue_card, pin_file):
+def test_a_problem_from_the_service_is_shown(sign, run, stub_service, issue_card, pin_file):
     claims = stub_service.claims()
     url = stub_service.card_request(claims)
     stub_service.serve_json(
@@ -150,9 +141,7 @@ def test_a_problem_from_the_service_is_shown(run, stub_service, issue_card, pin_
         {"code": "invalid_assertion", "detail": "The assertion names another verifier."},
         status=401,
     )
-    result = run(
-        "sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), "--yes"
-    )
+    result = sign(url, str(issue_card().path), pin_file, "--yes")
     assert result.exit_code == 1
     assert "Refused: invalid_assertion (The assertion names another verifier.)" in result.output
 
@@ -192,13 +181,13 @@ REFUSALS = {
 
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
-def test_refuses_requests_the_service_did_not_sign(run, stub_service, issue_card, pin_file, case):
+def test_refuses_requests_the_service_did_not_sign(
+    sign, run, stub_service, issue_card, pin_file, case
+):
     make, reason = REFUSALS[case]
     claims = stub_service.claims()
     url = stub_service.card_request(claims, token=make(stub_service, claims))
-    result = run(
-        "sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), "--yes"
-    )
+    result = sign(url, str(issue_card().path), pin_file, "--yes")
     assert result.exit_code == 1
     assert result.output.startswith("This request will not be signed:")
     assert reason in result.output
@@ -230,12 +219,12 @@ CLAIM_REFUSALS = {
 
 
 @pytest.mark.parametrize("case", sorted(CLAIM_REFUSALS))
-def test_refuses_signed_requests_it_must_not_answer(run, stub_service, issue_card, pin_file, case):
+def test_refuses_signed_requests_it_must_not_answer(
+    sign, run, stub_service, issue_card, pin_file, case
+):
     overrides, reason = CLAIM_REFUSALS[case]
     url = stub_service.card_request(stub_service.claims(**overrides))
-    result = run(
-        "sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), "--yes"
-    )
+    result = sign(url, str(issue_card().path), pin_file, "--yes")
     assert result.exit_code == 1, result.output
     assert reason in result.output
     assert stub_service.posted == []
