@@ -311,11 +311,13 @@ class Story:
         log = self.service.call("GET", "/v1/holder/access-log", session.body.get("session_token"))
         entries = log.body.get("entries", [])
         outcomes = [entry["outcome"] for entry in entries]
-        ok = log.status == 200 and "invalid_assertion" in outcomes and "licensed" in outcomes
+        # The thief and the relaying platform used the real card: their attempts show. The
+        # impostor's token was never signed by the card, so it is nobody's attempt.
+        ok = log.status == 200 and {"card_suspended", "licensed", "signed_in"} <= set(outcomes)
         self.mark(
             ok,
             f"{doctor['name']} signs in with the card and sees who checked them, including "
-            "the impostor's and the thief's attempts:",
+            "the relayed request and the thief's attempt with the card:",
         )
         for entry in entries[:10]:
             print(f"       {entry['at']}  {entry['verifier']:<14} {entry['outcome']}")
