@@ -233,8 +233,15 @@ def sign_command(
     answer = service.call("POST", request.response_uri, {"assertion": assertion})
     if answer.status != 200 or not isinstance(answer.body, dict):
         _fail(_problem(answer, say))
-    outcome = str(answer.body.get("outcome"))
-    click.echo(say("sent", outcome=outcome, verifier=str(answer.body.get("verifier"))))
+    verifier = answer.body.get("verifier")
+    name = verifier.get("name") if isinstance(verifier, dict) else None
+    click.echo(
+        say(
+            "sent",
+            outcome=str(answer.body.get("outcome")),
+            verifier=str(name or request.verifier_name),
+        )
+    )
 
 
 @main.command("credential")

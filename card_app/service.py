@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from core import jws
 
 REQUEST_TYPE = "card-request+jwt"
@@ -123,16 +121,20 @@ class Service:
                 raise ServiceProblem("the service answered with malformed JSON") from None
         return Answer(status, raw.decode("ascii", "replace"))
 
-    def jwks_keys(self) -> dict[str, ec.EllipticCurvePublicKey]:
+    def jwks_keys(self) -> dict[str, Any]:
         answer = self.call("GET", "/.well-known/jwks.json")
-        keys: dict[str, ec.EllipticCurvePublicKey] = {}
+        keys: dict[str, Any] = {}
         entries = answer.body.get("keys") if isinstance(answer.body, dict) else None
         if answer.status != 200 or not isinstance(entries, list):
             raise RequestRefused("the service's key set (JWKS) could not be read")
         for entry in entries:
-            key = _p256_public_key(entry)
-            if key is not None:
-                keys[entry["kid"]] = key
+            kid = entry.get("kid") if isinstance(entry, dict) else None
+            if not isinstance(kid, str):
+                continue
+            try:
+                keys[kid] = jws.public_key_from_jwk(entry, "ES256")
+            except jws.JwsError:
+                continue  # another kind of key: not one card requests are signed with
         return keys
 
     def card_request(self, request_url: str, expected_issuer: str) -> CardRequest:
@@ -210,17 +212,3 @@ def _is_plain_text(value: Any) -> bool:
         and value == value.strip()
         and not any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value)
     )
-
-
-def _p256_public_key(entry: Any) -> ec.EllipticCurvePublicKey | None:
-    """An EC P-256 public key from a JWK; anything else is skipped."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
-        return None
-    if entry.get("kty") != "EC" or entry.get("crv") != "P-256":
-        return None
-    try:
-        x = int.from_bytes(jws.b64url_decode(entry["x"]), "big")
-        y = int.from_bytes(jws.b64url_decode(entry["y"]), "big")
-        return ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
-    except (KeyError, TypeError, ValueError, jws.JwsError):
-        return None

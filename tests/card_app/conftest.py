@@ -95,9 +95,9 @@ class StubService:
         claims = claims or self.claims()
         challenge_id = str(claims.get("challenge_id") or secrets.token_hex(8))
         self.serve_token(f"/r/{challenge_id}", token or self.sign(claims))
-        name = (claims.get("verifier") or {}).get("name")
+        verifier = claims.get("verifier")
         self.serve_json(
-            f"/v1/challenges/{challenge_id}/response", {"outcome": "licensed", "verifier": name}
+            f"/v1/challenges/{challenge_id}/response", {"outcome": "licensed", "verifier": verifier}
         )
         return f"{self.url}/r/{challenge_id}"
 
