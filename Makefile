@@ -6,6 +6,8 @@ FLASK := $(BIN)/flask --app app
 INSTALLED := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# What the service hands out (status list URIs, links, the walkthrough): where it serves.
+PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
 .PHONY: install run serve test test-postgres lint check demo bench audit clean
@@ -19,16 +21,18 @@ $(INSTALLED): pyproject.toml requirements.lock
 
 install: $(INSTALLED)
 
-## Set up, migrate, seed the demo population on first run, and serve on 127.0.0.1:8000.
+## Set up, migrate, seed the demo population on first run (later runs say where its tokens
+## and cards are), print the cross-device walkthrough, and serve on HOST:PORT (127.0.0.1:8000).
 ## The demo card authority's CRL is renewed at start-up when stale or near its nextUpdate,
 ## and kept fresh while serving by a watcher that ends with this target.
 run: $(INSTALLED)
 	$(FLASK) db upgrade
-	$(FLASK) seed demo --if-empty --base-url http://$(HOST):$(PORT)
+	PUBLIC_BASE_URL=$(PUBLIC_BASE_URL) $(FLASK) seed demo --if-empty --base-url $(PUBLIC_BASE_URL)
 	$(FLASK) card-authority refresh-crl
 	$(FLASK) card-authority refresh-crl --watch & watcher=$$!; \
 	trap 'kill $$watcher 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/gunicorn -c python:core.gunicorn_config --bind $(HOST):$(PORT) "app:app"
+	PUBLIC_BASE_URL=$(PUBLIC_BASE_URL) $(BIN)/gunicorn -c python:core.gunicorn_config \
+	    --bind $(HOST):$(PORT) "app:app"
 
 ## Run the test suite (SQLite; set TEST_DATABASE_URL for PostgreSQL).
 test: $(INSTALLED)
@@ -44,7 +48,8 @@ lint: $(INSTALLED)
 check: $(INSTALLED)
 	$(BIN)/python -m tests.quality.schema_check
 
-## Scripted walkthrough against the running service (make run in another terminal).
+## Scripted walkthrough against the running service (make run in another terminal); the
+## candidate answers HR with the card app (licence-card).
 demo: $(INSTALLED)
 	$(BIN)/python -m seed.demo_walkthrough --url http://$(HOST):$(PORT)
 

@@ -40,12 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from core.errors import Conflict, NotFound, ServiceError
-from core.files import write_atomic
-
-try:  # POSIX; elsewhere the state file is simply not locked.
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
+from core.files import file_lock, write_atomic
 
 #: User-authentication certificate policy of the demo card profile: a UUID-based OID
 #: under the ``2.25`` arc (ITU-T X.667), which needs no registration. See DEVELOPING.md.
@@ -151,20 +146,6 @@ def _utc_seconds(moment: datetime | None) -> datetime:
 
 
 # -- files -------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Exclusive advisory lock on ``path`` (created if missing) for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _write_private_key(path: Path, key: rsa.RSAPrivateKey) -> None:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from card_app.virtual_card import CardError, VirtualCard
 from core.cli import ServiceGroup
 from core.db import get_session, utcnow
 from core.errors import ServiceError
@@ -39,7 +40,7 @@ from seed.card_authority import (
     parse_serial,
     serial_hex,
 )
-from seed.virtual_card import CardError, VirtualCard, issue_virtual_card
+from seed.cards import issue_virtual_card
 from verification.errors import TrustAnchorsUnavailable
 from verification.revocation import MAX_CRL_VALIDITY, ca_crl_states, import_crl
 

@@ -1,18 +1,25 @@
 """``flask --app app seed demo``: a population, clients and cards to try every journey.
 
-Writes ``instance/demo.json`` (mode 0600: it holds the demo tokens) for the scripted
-walkthrough (``make demo``) and prints a copy-paste walkthrough. Demo PIN: 1234.
+The demo's files belong to its database: they live in a folder beside it (``demo_dir``),
+``demo.json`` (mode 0600: it holds the demo tokens) for the scripted walkthrough
+(``make demo``) and ``cards/``, so a second database seeded under the same
+``INSTANCE_PATH`` never overwrites the first one's. Prints the cross-device walkthrough
+(HR asks, the card app answers, HR reads the result). Demo PIN: 1234.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from cryptography.hazmat.primitives import serialization
@@ -24,11 +31,12 @@ from sqlalchemy.orm import Session
 
 from clients.service import create_client
 from core.db import get_session
+from holder.credentials import public_base_url
 from licensing import service as licensing
 from licensing.models import Licence
 from seed.card_authority import CardAuthority, serial_hex
+from seed.cards import issue_virtual_card
 from seed.population import Person, generate_people
-from seed.virtual_card import issue_virtual_card
 
 DEMO_PIN = "1234"
 DEMO_FILE = "demo.json"
@@ -52,6 +60,18 @@ class DemoCard:
 
 class NotEmpty(click.ClickException):
     pass
+
+
+def demo_dir(config: Mapping[str, Any]) -> Path:
+    """The folder of one database's demo files: beside an SQLite file, named after it
+    (``instance/licensing.sqlite3`` -> ``instance/licensing-demo/``); for a server
+    database, under ``INSTANCE_PATH``, named after its host, port and database."""
+    url = make_url(config["DATABASE_URL"])
+    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+        database = Path(url.database)
+        return database.with_name(f"{database.stem}-demo")
+    where = "-".join(str(part) for part in (url.host, url.port, url.database) if part)
+    return Path(config["INSTANCE_PATH"]) / ("demo-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", where))
 
 
 def _registrar(my_number: str):
@@ -139,25 +159,49 @@ def _is_production_database(url: str) -> bool:
     return not make_url(url).drivername.startswith("sqlite")
 
 
-def _walkthrough(base_url: str, hospital_token: str, doctor: DemoCard, audience: str) -> str:
-    flask = ".venv/bin/flask --app app"
-    auth = '-H "Authorization: Bearer $HR_TOKEN" -H "Content-Type: application/json"'
-    card = shlex.quote(doctor.path)
+def walkthrough(base_url: str, state: Mapping[str, Any]) -> str:
+    """The cross-device check, copy-paste from the project folder: HR asks, the
+    candidate's card app answers from the request URL, HR reads the result."""
+    hospital = state["clients"]["hospital"]
+    doctor = next((card for card in state["cards"] if card["role"] == "doctor"), None)
+    if doctor is None:
+        return ""
+    auth = '-H "Authorization: Bearer $HR_TOKEN"'
+    card = shlex.quote(doctor["path"])
     return f"""
-Try it (copy-paste in another terminal, from this folder):
+Try the cross-device check (copy-paste in another terminal, from this folder):
 
-  export HR_TOKEN={hospital_token}
-  NONCE=$(curl -s -X POST {base_url}/v1/challenges {auth} \\
-      -d '{{"profession": "doctor"}}' \\
-      | python3 -c 'import json,sys; print(json.load(sys.stdin)["nonce"])')
-  ASSERTION=$({flask} card sign --card {card} --pin {doctor.pin} --nonce "$NONCE" --aud {audience})
-  curl -s -X POST {base_url}/v1/verifications {auth} \\
-      -d "{{\\"assertion\\": \\"$ASSERTION\\"}}" | python3 -m json.tool
+1. {hospital["name"]} asks for a check of a doctor; the request URL is what a QR code
+   shows the candidate (.venv/bin/python -m seed.demo_walkthrough ask prints it as one):
 
-The doctor is {doctor.name}; the answer is "licensed" with HR's own code for them,
-never a My Number or registration number. Send the same assertion again: invalid_nonce.
-For the whole story (impostor, forged card, stolen card, replay): make demo
+  export HR_TOKEN={hospital["token"]}
+  CHALLENGE=$(curl -s -X POST {base_url}/v1/challenges {auth} \\
+      -H "Content-Type: application/json" -d '{{"profession": "doctor"}}')
+  FIELD='import json, sys; print(json.load(sys.stdin)[sys.argv[1]])'
+  CHALLENGE_ID=$(echo "$CHALLENGE" | python3 -c "$FIELD" challenge_id)
+  REQUEST_URL=$(echo "$CHALLENGE" | python3 -c "$FIELD" request_uri)
+
+2. The candidate ({doctor["name"]}) answers with the card app: it shows who asks and
+   for which profession, then asks for the card PIN ({doctor["pin"]}):
+
+  .venv/bin/licence-card sign "$REQUEST_URL" --card {card} --service-url {base_url}
+
+3. HR reads the result (never a My Number or registration number; HR's own code):
+
+  curl -s {base_url}/v1/challenges/$CHALLENGE_ID {auth} | python3 -m json.tool
+
+The whole story (relayed request, impostor, forged card, stolen card, replay):
+
+  {_demo_command(base_url)}
 """
+
+
+def _demo_command(base_url: str) -> str:
+    """``make demo`` with the address the service is reached at, when not the default."""
+    parts = urlsplit(base_url)
+    if parts.hostname in (None, "127.0.0.1") and parts.port in (None, 8000):
+        return "make demo"
+    return f"make demo HOST={parts.hostname} PORT={parts.port or 80}"
 
 
 def _ensure_cast(people: list[Person]) -> list[Person]:
@@ -187,7 +231,7 @@ def _seed_people_and_cards(
 ) -> list[DemoCard]:
     people = _ensure_cast(list(generate_people(holders, seed=seed)))
     main_licence = _register_population(session, people)
-    card_dir = Path(current_app.instance_path) / "cards"
+    card_dir = demo_dir(current_app.config) / "cards"
     demo_cards: list[DemoCard] = []
     for role, index in _pick_card_holders(people, cards):
         person = people[index]
@@ -220,6 +264,7 @@ def seed_demo(holders: int, cards: int, seed: int, if_empty: bool, base_url: str
     if _licence_count(session):
         if if_empty:
             click.echo("demo: the database already has licences; nothing seeded")
+            _describe_existing_demo(base_url)
             return
         if _is_production_database(config["DATABASE_URL"]):
             raise NotEmpty(
@@ -248,7 +293,7 @@ def seed_demo(holders: int, cards: int, seed: int, if_empty: bool, base_url: str
         },
         "cards": [asdict(card) for card in demo_cards],
     }
-    demo_file = Path(current_app.instance_path) / DEMO_FILE
+    demo_file = demo_dir(config) / DEMO_FILE
     demo_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(demo_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -259,7 +304,7 @@ def seed_demo(holders: int, cards: int, seed: int, if_empty: bool, base_url: str
         f"demo: {holders} holders, {len(demo_cards)} cards (PIN {DEMO_PIN}), "
         f"CRL published, in {elapsed:.1f} s"
     )
-    click.echo("clients (tokens are shown once; also saved in instance/demo.json):")
+    click.echo(f"clients (tokens are shown once; also saved in {demo_file}):")
     for role, created in clients.items():
         click.echo(f"  {role:15} {created.client.name}: {created.token}")
     click.echo("cards:")
@@ -268,11 +313,20 @@ def seed_demo(holders: int, cards: int, seed: int, if_empty: bool, base_url: str
             f"  {card.role:10} {card.name} ({card.profession}, {card.status}) "
             f"serial {card.serial}: {card.path}"
         )
-    doctor = next((c for c in demo_cards if c.role == "doctor"), None)
-    if doctor is not None:
-        click.echo(
-            _walkthrough(base_url, clients["hospital"].token, doctor, config["SERVICE_AUDIENCE"])
-        )
+    click.echo(walkthrough(base_url, state))
+
+
+def _describe_existing_demo(base_url: str) -> None:
+    """On a database seeded before: where its demo tokens and cards are, and the walkthrough."""
+    demo_file = demo_dir(current_app.config) / DEMO_FILE
+    try:
+        state = json.loads(demo_file.read_text("utf-8"))
+    except (OSError, ValueError):
+        click.echo(f"demo: no demo files for this database at {demo_file} (seeded elsewhere?)")
+        return
+    cards = demo_file.parent / "cards"
+    click.echo(f"demo: tokens in {demo_file}, cards in {cards} (PIN {DEMO_PIN})")
+    click.echo(walkthrough(base_url, state))
 
 
 @click.command("demo")
@@ -287,7 +341,13 @@ def seed_demo(holders: int, cards: int, seed: int, if_empty: bool, base_url: str
 )
 @click.option("--seed", "random_seed", type=int, default=0, show_default=True)
 @click.option("--if-empty", is_flag=True, help="Do nothing (exit 0) when licences exist.")
-@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True)
-def demo_command(holders: int, cards: int, random_seed: int, if_empty: bool, base_url: str) -> None:
+@click.option(
+    "--base-url",
+    default=None,
+    help="Where the service is reached, for the walkthrough (default: PUBLIC_BASE_URL).",
+)
+def demo_command(
+    holders: int, cards: int, random_seed: int, if_empty: bool, base_url: str | None
+) -> None:
     """Demo population, clients and cards; prints the tokens and a walkthrough."""
-    seed_demo(holders, cards, random_seed, if_empty, base_url)
+    seed_demo(holders, cards, random_seed, if_empty, base_url or public_base_url())

@@ -30,7 +30,16 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CONFIG = ROOT / "audit.toml"
 LOCK = ROOT / "requirements.lock"
-BANDIT_TARGETS = ["core", "clients", "identity", "licensing", "verification", "seed", "app.py"]
+BANDIT_TARGETS = [
+    "core",
+    "clients",
+    "identity",
+    "licensing",
+    "verification",
+    "seed",
+    "card_app",
+    "app.py",
+]
 
 PYPI = "https://pypi.org/pypi"
 OSV = "https://api.osv.dev/v1/query"

@@ -7,8 +7,8 @@ card file. A retry counter in the file locks the card after 3 consecutive wrong 
 a correct PIN resets it. A real card enforces the counter in hardware; a file can be
 copied, so this is a stand-in for demos and tests, not a security boundary.
 
-``sign_assertion`` produces the contract's card assertion: a compact RS256 JWS with
-``typ`` ``card-assertion+jwt`` and ``x5c`` (leaf first, standard base64 DER).
+A ``VirtualCard`` is a ``card_app.assertion.Card``: it signs card assertions and
+key-binding JWTs like a real card driven over PKCS#11 (``card_app.pkcs11_card``).
 """
 
 from __future__ import annotations
@@ -17,26 +17,22 @@ import base64
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from core import jws
-from core.files import write_atomic
-from seed.card_authority import CardAuthority, file_lock, generate_card_key
+from card_app.assertion import sign_assertion, x5c
+from core.files import file_lock, write_atomic
 
 FORMAT = "virtual-card/1"
 MAX_PIN_ATTEMPTS = 3
-ASSERTION_TYPE = "card-assertion+jwt"
 #: scrypt cost (N); r=8, p=1. About 40 ms per PIN check on a laptop.
 DEFAULT_SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -88,7 +84,7 @@ def _derive(pin: str, salt: bytes, n: int) -> bytes:
     return Scrypt(salt=salt, length=32, n=n, r=SCRYPT_R, p=SCRYPT_P).derive(pin.encode("ascii"))
 
 
-def _check_pin_format(pin: str) -> None:
+def check_pin_format(pin: str) -> None:
     if not isinstance(pin, str) or not _PIN.match(pin):
         raise InvalidPinFormat()
 
@@ -118,7 +114,7 @@ class VirtualCard:
 
         ``holder_name`` is only a label for demos; it never enters the certificate.
         """
-        _check_pin_format(pin)
+        check_pin_format(pin)
         if private_key.public_key() != certificate.public_key():
             raise ValueError("the private key does not match the certificate")
         path = Path(path)
@@ -182,11 +178,7 @@ class VirtualCard:
         return self.failed_attempts >= MAX_PIN_ATTEMPTS
 
     def x5c(self) -> list[str]:
-        """The JWS ``x5c`` header: standard base64 DER, leaf first, then the chain."""
-        return [
-            _b64(cert.public_bytes(serialization.Encoding.DER))
-            for cert in [self.certificate, *self.chain]
-        ]
+        return x5c(self.certificate, self.chain)
 
     # -- the chip's operations --
 
@@ -197,7 +189,7 @@ class VirtualCard:
         with the attempts left, or ``InvalidPinFormat`` (not counted, as a reader would
         refuse to send it to the chip).
         """
-        _check_pin_format(pin)
+        check_pin_format(pin)
         with file_lock(self._lock_path):
             document = _read(self.path)
             counter = document["pin"]
@@ -228,74 +220,18 @@ class VirtualCard:
             raise CardFileInvalid()
         return key
 
-    def sign_assertion(
-        self,
-        pin: str,
-        *,
-        nonce: str,
-        audience: str,
-        now: datetime | None = None,
-        lifetime: int = 300,
-        verifier: str | None = None,
-        consent: Sequence[str] = (),
-    ) -> str:
-        """The contract's card assertion: RS256 compact JWS over aud, nonce, iat, exp and,
-        when given, the ``verifier`` asking and the ``consent`` the holder agreed to."""
-        key = self.unlock(pin)
-        issued_at = int((now or datetime.now(UTC)).timestamp())
-        claims: dict[str, Any] = {
-            "aud": audience,
-            "nonce": nonce,
-            "iat": issued_at,
-            "exp": issued_at + lifetime,
-        }
-        if verifier is not None:
-            claims["verifier"] = verifier
-        if consent:
-            claims["consent"] = list(consent)
-        headers = {"typ": ASSERTION_TYPE, "x5c": self.x5c()}
-        return jws.sign(claims, key, "RS256", headers=headers)
+    def sign(self, pin: str, data: bytes) -> bytes:
+        """RSASSA-PKCS1-v1_5 with SHA-256 over ``data`` (RS256), as the chip computes it."""
+        return self.unlock(pin).sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+    def sign_assertion(self, pin: str, **claims: Any) -> str:
+        """The contract's card assertion: ``card_app.assertion.sign_assertion`` with
+        this card (``nonce``, ``audience``, optional ``verifier``, ``consent``, ...)."""
+        return sign_assertion(self, pin, **claims)
 
     @property
     def _lock_path(self) -> Path:
         return self.path.with_name(f".{self.path.name}.lock")
-
-
-def issue_virtual_card(
-    authority: CardAuthority,
-    path: Path | Callable[[int], Path],
-    pin: str,
-    *,
-    register: Callable[[x509.Certificate], None] | None = None,
-    holder_name: str | None = None,
-    private_key: rsa.RSAPrivateKey | None = None,
-    now: datetime | None = None,
-    scrypt_n: int = DEFAULT_SCRYPT_N,
-) -> VirtualCard:
-    """New key (unless given), card certificate and card file, in that order.
-
-    ``path`` may be a function of the serial. ``register(certificate)`` runs before the
-    card file is written, typically
-    ``lambda cert: get_identity_platform().register_certificate(cert, my_number)``;
-    if it raises, the certificate is revoked (cessationOfOperation) and no file is
-    written. For many cards, wrap the calls in ``authority.batch()``.
-    """
-    _check_pin_format(pin)
-    key = private_key or generate_card_key()
-    certificate = authority.issue_card_certificate(key.public_key(), now=now)
-    if register is not None:
-        try:
-            register(certificate)
-        except BaseException:
-            authority.revoke(
-                certificate.serial_number, x509.ReasonFlags.cessation_of_operation, now=now
-            )
-            raise
-    target = Path(path(certificate.serial_number) if callable(path) else path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return VirtualCard.create(
-        target, key, certificate, authority.chain, pin, holder_name=holder_name, scrypt_n=scrypt_n
-    )
 
 
 def _associated_data(cert_der: bytes) -> bytes:
