@@ -28,6 +28,7 @@ MODEL_MODULES = (
     "licensing.models",
     "verification.models",
     "holder.models",
+    "monitoring.models",
 )
 
 NAMING_CONVENTION = {

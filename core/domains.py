@@ -27,6 +27,7 @@ def register(app: APIFlask) -> None:
     import holder
     import identity
     import licensing
+    import monitoring
     import seed
     import verification
 
@@ -34,5 +35,5 @@ def register(app: APIFlask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(signing_cli)
     # identity first: licensing, verification and seed use the identity platform.
-    for domain in (clients, identity, licensing, verification, holder, seed):
+    for domain in (clients, identity, licensing, verification, holder, monitoring, seed):
         domain.init_app(app)
