@@ -23,12 +23,13 @@ SETTINGS = (
 
 def init_app(app: Flask) -> None:
     """Registers the outbox listener, the blueprints and the CLI group."""
-    from monitoring import outbox
+    from monitoring import outbox, webhooks
     from monitoring.cli import monitoring_cli
     from monitoring.routes import holder_monitoring_bp, monitoring_bp
 
     for key in SETTINGS:
         app.config.setdefault(key, os.environ.get(key))
+    webhooks.allowed_networks(app.config)  # a malformed network fails at start-up
     outbox.install()
     app.register_blueprint(monitoring_bp)
     app.register_blueprint(holder_monitoring_bp)

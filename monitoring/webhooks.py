@@ -42,7 +42,7 @@ class Target:
     path: str
 
 
-def _allowed_networks(
+def allowed_networks(
     config: Mapping[str, Any],
 ) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     raw = config.get("MONITORING_ALLOWED_NETWORKS") or ""
@@ -56,7 +56,7 @@ def insecure_allowed(config: Mapping[str, Any]) -> bool:
 def _address_allowed(address: IpAddress, config: Mapping[str, Any]) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    if any(address in network for network in _allowed_networks(config)):
+    if any(address in network for network in allowed_networks(config)):
         return True
     if address.is_loopback and insecure_allowed(config):
         return True
