@@ -16,8 +16,8 @@ from licensing.service import today
 from monitoring import webhooks
 from monitoring.models import DeliveryState, MonitoringEvent
 from monitoring.worker import WorkerSettings, deliver_batch, retry_delay, run
+from tests.fixtures.monitoring import regulator_action
 from tests.fixtures.verification import problem
-from tests.monitoring.conftest import regulator_action
 
 STATUS_CHANGED = "urn:licence-verification:event:status-changed"
 

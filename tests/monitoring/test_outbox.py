@@ -15,7 +15,7 @@ from licensing.models import Licence
 from licensing.service import JST, suspend_licence, today
 from monitoring.models import DeliveryState, EventType, MonitoringEvent, Subscription
 from monitoring.outbox import emit_due_lapses
-from tests.monitoring.conftest import regulator_action
+from tests.fixtures.monitoring import regulator_action
 
 
 def _events(app, **where) -> list[MonitoringEvent]:
