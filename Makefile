@@ -7,6 +7,8 @@ INSTALLED := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
+# Small by default; the issue's full size is --licences 10000.
+BENCH_MONITORING_ARGS ?= --licences 1000 --roster 10000
 
 .PHONY: install run serve test test-postgres lint check demo bench audit clean
 
@@ -19,10 +21,12 @@ $(INSTALLED): pyproject.toml requirements.lock
 
 install: $(INSTALLED)
 
-## Set up, migrate, seed the demo population on first run, and serve on 127.0.0.1:8000.
+## Set up, migrate, seed the demo population on first run, and serve on 127.0.0.1:8000
+## (gunicorn, with the monitoring delivery worker beside it).
 run: $(INSTALLED)
 	$(FLASK) db upgrade
 	$(FLASK) seed demo --if-empty --base-url http://$(HOST):$(PORT)
+	$(FLASK) monitoring worker & worker=$$!; trap 'kill $$worker' EXIT INT TERM; \
 	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - "app:app"
 
 ## Run the test suite (SQLite; set TEST_DATABASE_URL for PostgreSQL).
@@ -44,9 +48,11 @@ demo: $(INSTALLED)
 	$(BIN)/python -m seed.demo_walkthrough --url http://$(HOST):$(PORT)
 
 ## Throughput/latency of verifications vs GET /healthz under gunicorn, SQLite and PostgreSQL,
-## 1M-licence scaling and bulk import rate; JSON in bench/results/. BENCH_ARGS=--help for options.
+## 1M-licence scaling and bulk import rate; then monitoring SET deliveries/s and the roster call
+## (bench/monitoring.py); JSON in bench/results/. BENCH_ARGS / BENCH_MONITORING_ARGS=--help.
 bench: $(INSTALLED)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.monitoring $(BENCH_MONITORING_ARGS)
 
 ## pip-audit on requirements.lock and bandit on the code; accepted findings: audit.toml.
 ## Fails when no advisory service is reachable; AUDIT_ADVISORIES=optional makes that a warning.
