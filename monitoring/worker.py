@@ -157,11 +157,20 @@ def run(app: Flask, stop: threading.Event, *, once: bool = False) -> int:
     try:
         with app.app_context():
             while not stop.is_set():
-                with sessionmaker() as session:
-                    if time.monotonic() >= next_lapse_check:
-                        check_lapses(session)
-                        next_lapse_check = time.monotonic() + settings.lapse_check
-                    tried = deliver_batch(app, session, transport, settings)
+                try:
+                    with sessionmaker() as session:
+                        if time.monotonic() >= next_lapse_check:
+                            check_lapses(session)
+                            next_lapse_check = time.monotonic() + settings.lapse_check
+                        tried = deliver_batch(app, session, transport, settings)
+                except Exception as error:  # noqa: BLE001 - keep delivering after a bad round
+                    # The round's claims were rolled back: its events stay pending. Only
+                    # the class is logged (messages may carry data).
+                    log.error("delivery round failed", extra={"error_class": type(error).__name__})
+                    if once:
+                        raise
+                    stop.wait(settings.idle or 1.0)
+                    continue
                 total += tried
                 if tried == 0:
                     if once:

@@ -4,6 +4,7 @@ the worker's crash safety (issue 18, item 3)."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from core import db, jws
 from core.db import utcnow
 from licensing.service import today
 from monitoring import webhooks
+from monitoring import worker as worker_module
 from monitoring.models import DeliveryState, MonitoringEvent
 from monitoring.worker import WorkerSettings, deliver_batch, retry_delay, run
 from tests.fixtures.monitoring import regulator_action
@@ -221,3 +223,29 @@ def test_two_workers_never_push_one_event_twice(
         thread.join()
     jtis = [jws.parse_compact(token).payload["jti"] for token in receiver.tokens()]
     assert len(jtis) == 12 and len(set(jtis)) == 12
+
+
+def test_the_worker_survives_a_failing_round(
+    app, verifier, suspended, receiver, webhook, monkeypatch
+):
+    _, headers = verifier
+    webhook(headers, receiver)
+    real_subject = worker_module.verifier_subject
+    failures = []
+
+    def platform_down_once(subscription):
+        if not failures:
+            failures.append(1)
+            raise ConnectionError("identity platform unreachable")
+        return real_subject(subscription)
+
+    monkeypatch.setattr(worker_module, "verifier_subject", platform_down_once)
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(app, stop))
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not receiver.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=20)
+    assert failures and len(receiver.requests) == 1
