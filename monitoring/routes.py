@@ -23,6 +23,7 @@ from flask import current_app, request
 
 from clients.auth import client_auth, current_client
 from core.db import get_session
+from core.errors import InvalidRequest
 from holder.rate_limits import rate_limited
 from holder.sessions import current_holder, holder_auth
 from monitoring import service
@@ -57,6 +58,13 @@ def _roster_body_limit() -> None:
         request.max_content_length = ROSTER_MAX_BODY
 
 
+def _known_query_only(schema: type) -> None:
+    # webargs drops unknown parameters silently; a misspelt one (``?afer=``) must not
+    # quietly mean "from the start".
+    if not set(request.args) <= set(schema().fields):
+        raise InvalidRequest("Unknown query parameter; see the operation's parameters.")
+
+
 def _status_json(status: service.MonitoredStatus) -> dict[str, Any]:
     return {
         "subject": status.subject,
@@ -89,9 +97,10 @@ def put_webhook(body: dict[str, Any]):
 @monitoring_bp.output(EventsOut)
 @monitoring_bp.doc(
     summary="Poll the caller's events (SETs) after a cursor, oldest first",
-    responses={**_AUTH, 400: "invalid_request: bad cursor or limit"},
+    responses={**_AUTH, 400: "invalid_request: bad or unknown parameter"},
 )
 def get_events(query: dict[str, Any]):
+    _known_query_only(EventsQuery)
     tokens, cursor = service.poll_events(
         current_app, get_session(), current_client().id, after=query["after"], limit=query["limit"]
     )
@@ -104,9 +113,10 @@ def get_events(query: dict[str, Any]):
 @monitoring_bp.output(DeliveriesOut)
 @monitoring_bp.doc(
     summary="The log of push attempts to the caller's webhook, oldest first",
-    responses={**_AUTH, 400: "invalid_request: bad cursor or limit"},
+    responses={**_AUTH, 400: "invalid_request: bad or unknown parameter"},
 )
 def get_deliveries(query: dict[str, Any]):
+    _known_query_only(DeliveriesQuery)
     rows, cursor = service.deliveries_page(
         get_session(), current_client().id, after=query["after"], limit=query["limit"]
     )
@@ -131,9 +141,10 @@ def get_deliveries(query: dict[str, Any]):
 @monitoring_bp.output(SubjectsOut)
 @monitoring_bp.doc(
     summary="Every subject the caller monitors, with its current status",
-    responses={**_AUTH, 400: "invalid_request: bad cursor or limit"},
+    responses={**_AUTH, 400: "invalid_request: bad or unknown parameter"},
 )
 def get_subjects(query: dict[str, Any]):
+    _known_query_only(SubjectsQuery)
     page, cursor = service.subjects_page(
         get_session(), current_client().id, cursor=query["cursor"], limit=query["limit"]
     )
@@ -186,7 +197,11 @@ def get_holder_monitoring():
 @holder_monitoring_bp.output({}, status_code=204)
 @holder_monitoring_bp.doc(
     summary="End a verifier's monitoring of my licence (the verifier is told)",
-    responses={401: _HOLDER_AUTH, 404: "not_found: no such running monitoring of yours"},
+    responses={
+        401: _HOLDER_AUTH,
+        404: "not_found: no such running monitoring of yours",
+        429: "rate_limited",
+    },
 )
 def delete_holder_monitoring(subscription_id: str):
     service.end_monitoring_by_holder(get_session(), current_holder().holder_code, subscription_id)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from apiflask import Schema
 from apiflask.fields import Integer, List, Nested, String
-from apiflask.validators import Length, Range
+from apiflask.validators import Length, Range, Regexp
 
 from monitoring.service import MAX_PAGE_SIZE, MAX_ROSTER_SUBJECTS, MAX_SUBJECT_CHARS
 from monitoring.webhooks import MAX_URL_CHARS
 
-_CURSOR = Length(min=1, max=64)
+# Cursors: an event or delivery sequence number, or a monitoring id.
+_SEQ_CURSOR = Regexp(r"^[0-9]{1,18}$")
+_ID_CURSOR = Regexp(r"^mon_[0-9a-f]{24}$")
 
 
 class WebhookIn(Schema):
@@ -26,7 +28,7 @@ class PageQuery(Schema):
 
 
 class EventsQuery(PageQuery):
-    after = String(load_default=None, validate=_CURSOR)
+    after = String(load_default=None, validate=_SEQ_CURSOR)
 
 
 class EventsOut(Schema):
@@ -43,7 +45,7 @@ class Delivery(Schema):
 
 
 class DeliveriesQuery(PageQuery):
-    after = String(load_default=None, validate=_CURSOR)
+    after = String(load_default=None, validate=_SEQ_CURSOR)
 
 
 class DeliveriesOut(Schema):
@@ -61,7 +63,7 @@ class MonitoredStatus(Schema):
 
 
 class SubjectsQuery(PageQuery):
-    cursor = String(load_default=None, validate=_CURSOR)
+    cursor = String(load_default=None, validate=_ID_CURSOR)
 
 
 class SubjectsOut(Schema):
