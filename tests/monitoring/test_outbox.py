@@ -73,14 +73,22 @@ def test_a_failed_change_writes_no_event_and_an_event_never_lacks_its_change(
     assert _events(app) == []
 
 
-def test_a_suspension_that_ends_by_itself_is_announced_once_on_its_date(
-    app, http, register_licence, regulator, verifier, monitor
-):
+@pytest.fixture
+def suspended_until_today(http, register_licence, regulator, verifier, monitor):
+    """A monitored licence suspended through today: (licence, subscription id, today)."""
     _, regulator_headers = regulator
     licence = register_licence()
     subscription_id, _ = monitor(verifier, licence)
     last_day = today()
     regulator_action(http, regulator_headers, licence.id, "suspend", until=last_day.isoformat())
+    return licence, subscription_id, last_day
+
+
+def test_a_suspension_that_ends_by_itself_is_announced_once_on_its_date(
+    app, http, regulator, suspended_until_today
+):
+    _, regulator_headers = regulator
+    licence, subscription_id, last_day = suspended_until_today
 
     with app.app_context():
         assert emit_due_lapses(db.get_session()) == 0  # still suspended today
@@ -99,13 +107,10 @@ def test_a_suspension_that_ends_by_itself_is_announced_once_on_its_date(
 
 
 def test_a_lapse_first_noticed_by_the_register_is_announced_once(
-    app, http, register_licence, regulator, verifier, monitor
+    app, http, regulator, suspended_until_today
 ):
     _, regulator_headers = regulator
-    licence = register_licence()
-    subscription_id, _ = monitor(verifier, licence)
-    last_day = today()
-    regulator_action(http, regulator_headers, licence.id, "suspend", until=last_day.isoformat())
+    licence, subscription_id, last_day = suspended_until_today
     later = datetime.combine(last_day + timedelta(days=3), datetime.min.time(), JST)
     with time_machine.travel(later, tick=False):
         regulator_action(http, regulator_headers, licence.id, "revoke")
@@ -118,14 +123,9 @@ def test_a_lapse_first_noticed_by_the_register_is_announced_once(
     ]
 
 
-def test_a_second_suspension_gets_its_own_lapse_event(
-    app, http, register_licence, regulator, verifier, monitor
-):
+def test_a_second_suspension_gets_its_own_lapse_event(app, http, regulator, suspended_until_today):
     _, regulator_headers = regulator
-    licence = register_licence()
-    subscription_id, _ = monitor(verifier, licence)
-    start = today()
-    regulator_action(http, regulator_headers, licence.id, "suspend", until=start.isoformat())
+    licence, subscription_id, start = suspended_until_today
     day_after = datetime.combine(start + timedelta(days=1), datetime.min.time(), JST)
     with time_machine.travel(day_after + timedelta(hours=2), tick=False):
         with app.app_context():
