@@ -23,13 +23,15 @@ SETTINGS = (
 
 def init_app(app: Flask) -> None:
     """Registers the outbox listener, the blueprints and the CLI group."""
-    from monitoring import outbox, webhooks
+    from monitoring import outbox, webhooks, worker
     from monitoring.cli import monitoring_cli
     from monitoring.routes import holder_monitoring_bp, monitoring_bp
 
     for key in SETTINGS:
         app.config.setdefault(key, os.environ.get(key))
-    webhooks.allowed_networks(app.config)  # a malformed network fails at start-up
+    # Malformed settings fail at start-up, not in the middle of a delivery.
+    webhooks.allowed_networks(app.config)
+    worker.WorkerSettings.from_config(app.config)
     outbox.install()
     app.register_blueprint(monitoring_bp)
     app.register_blueprint(holder_monitoring_bp)

@@ -62,7 +62,15 @@ class WorkerSettings:
     def from_config(cls, config: Mapping[str, Any]) -> WorkerSettings:
         def number(key: str, default: float) -> float:
             value = config.get(key)
-            return float(value) if value not in (None, "") else default
+            if value in (None, ""):
+                return default
+            try:
+                result = float(value)
+            except (TypeError, ValueError):
+                result = -1.0
+            if not 0 <= result <= 10 * 86400:
+                raise ValueError(f"{key} must be a number of seconds (or a count) from 0 up")
+            return result
 
         defaults = cls()
         return cls(

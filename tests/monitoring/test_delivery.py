@@ -249,3 +249,19 @@ def test_the_worker_survives_a_failing_round(
     stop.set()
     thread.join(timeout=20)
     assert failures and len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MONITORING_RETRY_BASE_SECONDS", "soon"),
+        ("MONITORING_BATCH_SIZE", "-5"),
+        ("MONITORING_RETRY_FOR_SECONDS", "1e300"),
+        ("MONITORING_ALLOWED_NETWORKS", "10.0.0.0/33"),
+    ],
+)
+def test_malformed_settings_fail_at_start_up(tmp_path, database_url, name, value):
+    from app import create_app
+
+    with pytest.raises(ValueError, match=name if name != "MONITORING_ALLOWED_NETWORKS" else None):
+        create_app({"INSTANCE_PATH": str(tmp_path), "DATABASE_URL": database_url, name: value})
