@@ -26,6 +26,8 @@ def init_app(app: Flask) -> None:
     from monitoring import outbox, webhooks, worker
     from monitoring.cli import monitoring_cli
     from monitoring.routes import holder_monitoring_bp, monitoring_bp
+    from monitoring.service import on_verified
+    from verification import listeners
 
     for key in SETTINGS:
         app.config.setdefault(key, os.environ.get(key))
@@ -33,6 +35,7 @@ def init_app(app: Flask) -> None:
     webhooks.allowed_networks(app.config)
     worker.WorkerSettings.from_config(app.config)
     outbox.install()
+    listeners.on_verified(on_verified)
     app.register_blueprint(monitoring_bp)
     app.register_blueprint(holder_monitoring_bp)
     app.cli.add_command(monitoring_cli)

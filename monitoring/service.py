@@ -35,6 +35,7 @@ from monitoring.models import (
 )
 from monitoring.outbox import new_event
 from monitoring.sets import sign_set, verifier_subject
+from verification.listeners import Verified
 from verification.models import AccessRecord
 
 MAX_ROSTER_SUBJECTS = 10_000
@@ -45,6 +46,7 @@ _IN_CHUNK = 1000  # bound parameters per IN list
 _SUBSCRIPTION_ID = re.compile(r"mon_[0-9a-f]{24}")
 _MAX_SEQ_DIGITS = 18  # below 2**63
 
+CONSENT = "monitoring"  # the consent a card request asks for and the card signs
 STARTED = "monitoring_started"
 ENDED = "monitoring_ended"
 
@@ -109,6 +111,22 @@ def start_monitoring(
     session.add(subscription)
     _access_record(session, subscription, STARTED, at)
     return subscription
+
+
+def on_verified(session: Session, verified: Verified) -> None:
+    """The verification listener: monitoring starts only when the challenge asked for it
+    and the card signed the holder's consent to it."""
+    if CONSENT in verified.consent_asked and CONSENT in verified.consent:
+        start_monitoring(
+            session,
+            verifier_client_id=verified.verifier_client_id,
+            verifier_name=verified.verifier_name,
+            subject=verified.subject,
+            holder_code=verified.holder_code,
+            licence_id=verified.licence_id,
+            profession=verified.profession,
+            at=verified.at,
+        )
 
 
 def holder_subscriptions(session: Session, holder_code: str) -> list[Subscription]:

@@ -16,6 +16,9 @@ from licensing.service import JST, suspend_licence, today
 from monitoring.models import DeliveryState, EventType, MonitoringEvent, Subscription
 from monitoring.outbox import emit_due_lapses
 from tests.fixtures.monitoring import regulator_action
+from verification import listeners
+from verification.listeners import Verified
+from verification.models import AccessRecord
 
 
 def _events(app, **where) -> list[MonitoringEvent]:
@@ -169,3 +172,41 @@ def test_monitoring_is_started_once_per_verifier_and_licence(
     assert monitor(verifier, licence) == monitor(verifier, licence)
     with app.app_context():
         assert db.get_session().scalar(select(func.count()).select_from(Subscription)) == 1
+
+
+@pytest.mark.parametrize(
+    ("asked", "signed", "starts"),
+    [
+        (("monitoring",), ("monitoring",), True),
+        ((), ("monitoring",), False),  # the card signed a consent nobody asked for
+        (("monitoring",), (), False),  # asked, but the holder did not agree
+        ((), (), False),
+    ],
+)
+def test_only_an_asked_and_signed_consent_starts_monitoring(
+    app, register_licence, verifier, asked, signed, starts
+):
+    client, _ = verifier
+    licence = register_licence()
+    verified = Verified(
+        verifier_client_id=client.id,
+        verifier_name=client.name,
+        subject="v1.subject-of-the-verifier",
+        holder_code=licence.holder_code,
+        licence_id=licence.id,
+        profession=licence.profession,
+        at=datetime.now(JST),
+        consent=signed,
+        consent_asked=asked,
+    )
+    with app.app_context():
+        session = db.get_session()
+        listeners.notify(session, verified)
+        session.commit()
+        count = session.scalar(select(func.count()).select_from(Subscription))
+        started = session.scalar(
+            select(func.count())
+            .select_from(AccessRecord)
+            .where(AccessRecord.outcome == "monitoring_started")
+        )
+    assert (count, started) == ((1, 1) if starts else (0, 0))
