@@ -17,7 +17,7 @@ import base64
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -235,8 +235,11 @@ class VirtualCard:
         audience: str,
         now: datetime | None = None,
         lifetime: int = 300,
+        verifier: str | None = None,
+        consent: Sequence[str] = (),
     ) -> str:
-        """The contract's card assertion: RS256 compact JWS over aud, nonce, iat, exp."""
+        """The contract's card assertion: RS256 compact JWS over aud, nonce, iat, exp and,
+        when given, the ``verifier`` asking and the ``consent`` the holder agreed to."""
         key = self.unlock(pin)
         issued_at = int((now or datetime.now(UTC)).timestamp())
         claims: dict[str, Any] = {
@@ -245,6 +248,10 @@ class VirtualCard:
             "iat": issued_at,
             "exp": issued_at + lifetime,
         }
+        if verifier is not None:
+            claims["verifier"] = verifier
+        if consent:
+            claims["consent"] = list(consent)
         headers = {"typ": ASSERTION_TYPE, "x5c": self.x5c()}
         return jws.sign(claims, key, "RS256", headers=headers)
 
