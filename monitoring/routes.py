@@ -24,7 +24,7 @@ from flask import current_app, request
 from clients.auth import client_auth, current_client
 from core.db import get_session
 from core.errors import InvalidRequest
-from holder.rate_limits import rate_limited
+from core.rate_limits import rate_limited
 from holder.sessions import current_holder, holder_auth
 from monitoring import service
 from monitoring.schemas import (
@@ -40,7 +40,7 @@ from monitoring.schemas import (
     WebhookIn,
     WebhookOut,
 )
-from verification.pipeline import rfc3339
+from verification.outcome import rfc3339
 
 monitoring_bp = APIBlueprint("monitoring", __name__, tag="Monitoring")
 holder_monitoring_bp = APIBlueprint("holder_monitoring", __name__, tag="Holder")

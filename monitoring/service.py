@@ -115,8 +115,8 @@ def start_monitoring(
 
 def on_verified(session: Session, verified: Verified) -> None:
     """The verification listener: monitoring starts only when the challenge asked for it
-    and the card signed the holder's consent to it."""
-    if CONSENT in verified.consent_asked and CONSENT in verified.consent:
+    and the card signed the holder's consent to it (``consented_to`` holds both)."""
+    if CONSENT in verified.consented_to:
         start_monitoring(
             session,
             verifier_client_id=verified.verifier_client_id,

@@ -14,7 +14,7 @@ from flask import Flask
 from core.signing import get_keyring
 from identity import LICENSING_AGENCY, get_identity_platform, verifier_agency
 from monitoring.models import EventType, MonitoringEvent, Subscription
-from verification.pipeline import rfc3339
+from verification.outcome import rfc3339
 
 SET_TYPE = "secevent+jwt"
 EVENT_URN_PREFIX = "urn:licence-verification:event:"

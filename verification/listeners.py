@@ -26,8 +26,8 @@ class Verified:
     licence_id: str
     profession: str
     at: datetime
-    consent: tuple[str, ...]  # what the card signed (``consent`` claim), else empty
-    consent_asked: tuple[str, ...]  # what the challenge asked for
+    #: The consents the card signed that the challenge asked for (``monitoring``).
+    consented_to: tuple[str, ...]
 
 
 Listener = Callable[[Session, Verified], None]

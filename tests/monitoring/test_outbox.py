@@ -174,17 +174,9 @@ def test_monitoring_is_started_once_per_verifier_and_licence(
         assert db.get_session().scalar(select(func.count()).select_from(Subscription)) == 1
 
 
-@pytest.mark.parametrize(
-    ("asked", "signed", "starts"),
-    [
-        (("monitoring",), ("monitoring",), True),
-        ((), ("monitoring",), False),  # the card signed a consent nobody asked for
-        (("monitoring",), (), False),  # asked, but the holder did not agree
-        ((), (), False),
-    ],
-)
-def test_only_an_asked_and_signed_consent_starts_monitoring(
-    app, register_licence, verifier, asked, signed, starts
+@pytest.mark.parametrize(("consented_to", "starts"), [(("monitoring",), True), ((), False)])
+def test_the_verification_listener_starts_monitoring_on_consent(
+    app, register_licence, verifier, consented_to, starts
 ):
     client, _ = verifier
     licence = register_licence()
@@ -196,8 +188,7 @@ def test_only_an_asked_and_signed_consent_starts_monitoring(
         licence_id=licence.id,
         profession=licence.profession,
         at=datetime.now(JST),
-        consent=signed,
-        consent_asked=asked,
+        consented_to=consented_to,
     )
     with app.app_context():
         session = db.get_session()
