@@ -9,6 +9,8 @@ PORT ?= 8000
 # What the service hands out (status list URIs, links, the walkthrough): where it serves.
 PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
+# Small by default; the issue's full size is --licences 10000.
+BENCH_MONITORING_ARGS ?= --licences 1000 --roster 10000
 
 .PHONY: install run serve test test-postgres lint check demo bench audit clean
 
@@ -24,13 +26,15 @@ install: $(INSTALLED)
 ## Set up, migrate, seed the demo population on first run (later runs say where its tokens
 ## and cards are), print the cross-device walkthrough, and serve on HOST:PORT (127.0.0.1:8000).
 ## The demo card authority's CRL is renewed at start-up when stale or near its nextUpdate,
-## and kept fresh while serving by a watcher that ends with this target.
+## and kept fresh while serving by a watcher; the monitoring delivery worker runs beside
+## gunicorn. Both end with this target.
 run: $(INSTALLED)
 	$(FLASK) db upgrade
 	PUBLIC_BASE_URL=$(PUBLIC_BASE_URL) $(FLASK) seed demo --if-empty --base-url $(PUBLIC_BASE_URL)
 	$(FLASK) card-authority refresh-crl
 	$(FLASK) card-authority refresh-crl --watch & watcher=$$!; \
-	trap 'kill $$watcher 2>/dev/null' EXIT INT TERM; \
+	$(FLASK) monitoring worker & worker=$$!; \
+	trap 'kill $$watcher $$worker 2>/dev/null' EXIT INT TERM; \
 	PUBLIC_BASE_URL=$(PUBLIC_BASE_URL) $(BIN)/gunicorn -c python:core.gunicorn_config \
 	    --bind $(HOST):$(PORT) "app:app"
 
@@ -54,9 +58,11 @@ demo: $(INSTALLED)
 	$(BIN)/python -m seed.demo_walkthrough --url http://$(HOST):$(PORT)
 
 ## Throughput/latency of verifications vs GET /healthz under gunicorn, SQLite and PostgreSQL,
-## 1M-licence scaling and bulk import rate; JSON in bench/results/. BENCH_ARGS=--help for options.
+## 1M-licence scaling and bulk import rate; then monitoring SET deliveries/s and the roster call
+## (bench/monitoring.py); JSON in bench/results/. BENCH_ARGS / BENCH_MONITORING_ARGS=--help.
 bench: $(INSTALLED)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.monitoring $(BENCH_MONITORING_ARGS)
 
 ## pip-audit on requirements.lock and bandit on the code; accepted findings: audit.toml.
 ## Fails when no advisory service is reachable; AUDIT_ADVISORIES=optional makes that a warning.

@@ -19,6 +19,7 @@ import clients
 import holder
 import identity
 import licensing
+import monitoring
 import seed
 import verification
 from core import db, errors, health, logging, metrics, openapi, proxies, signing, strict_json
@@ -27,7 +28,7 @@ from identity.errors import IdentityPlatformConfigurationError
 
 #: Each domain's ``init_app(app)`` registers its blueprints, CLI groups and readiness
 #: checks, in this order (a domain may use the ones before it).
-DOMAINS = (clients, licensing, verification, holder)
+DOMAINS = (clients, licensing, verification, holder, monitoring)
 #: Stand-ins for the outside world: the demo card authority, virtual cards, demo data.
 STAND_INS = (seed,)
 
@@ -38,6 +39,7 @@ MODEL_MODULES = (
     "licensing.models",
     "verification.models",
     "holder.models",
+    "monitoring.models",
 )
 
 #: Short names for ``IDENTITY_PLATFORM``; any other value is a dotted path

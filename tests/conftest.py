@@ -29,6 +29,7 @@ pytest_plugins = [
     "tests.fixtures.licensing",
     "tests.fixtures.verification",
     "tests.fixtures.live",
+    "tests.fixtures.monitoring",
 ]
 
 

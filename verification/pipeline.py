@@ -69,6 +69,7 @@ from verification.errors import (
     UntrustedCertificate,
     VerificationError,
 )
+from verification.listeners import Verified, notify
 from verification.outcome import (
     LicenceFacts,
     VerificationResult,
@@ -459,7 +460,22 @@ def _identify_consume_and_conclude(
         verification=answer_to_keep(VERIFICATION_BODY.dump(result)),
         consented_to=list(result.consented_to),
     )
-    session.commit()  # the nonce, the access record and the challenge's outcome, together
+    if result.consented_to and licence is not None and holder_code and verifier_code:
+        # Monitoring (registered listener) starts in this same transaction.
+        notify(
+            session,
+            Verified(
+                verifier.client_id,
+                verifier.name,
+                verifier_code,
+                holder_code,
+                licence.licence_id,
+                profession,
+                at,
+                result.consented_to,
+            ),
+        )
+    session.commit()  # the nonce, the access record, the outcome and any consent, together
     return result
 
 
