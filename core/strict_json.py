@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -98,6 +99,16 @@ class StrictJSONProvider(DefaultJSONProvider):
         return loads(s)
 
 
+def allow_body(max_bytes: int) -> Callable:
+    """A larger body limit than ``MAX_CONTENT_LENGTH`` for one view (set before any read)."""
+
+    def decorate(view: Callable) -> Callable:
+        view.max_body = max_bytes  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
 def _declares_json_body(view: Any) -> bool:
     content_type = getattr(view, "_spec", {}).get("content_type")
     return content_type == "application/json"
@@ -105,7 +116,11 @@ def _declares_json_body(view: Any) -> bool:
 
 def _check_json_body() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
-    if view is None or not _declares_json_body(view):
+    if view is None:
+        return
+    if hasattr(view, "max_body"):
+        request.max_content_length = view.max_body
+    if not _declares_json_body(view):
         return
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json.")

@@ -25,6 +25,7 @@ from clients.auth import client_auth, current_client
 from core.db import get_session
 from core.errors import InvalidRequest
 from core.rate_limits import rate_limited
+from core.strict_json import allow_body
 from holder.sessions import current_holder, holder_auth
 from monitoring import service
 from monitoring.schemas import (
@@ -50,12 +51,6 @@ ROSTER_MAX_BODY = 1024 * 1024
 _VERIFIER = {"roles": ["verifier"]}
 _AUTH = {401: "unauthenticated", 403: "forbidden: not a verifier"}
 _HOLDER_AUTH = "unauthenticated: no valid holder session token (API client tokens are refused)"
-
-
-@monitoring_bp.before_request
-def _roster_body_limit() -> None:
-    if request.endpoint == "monitoring.post_roster_status":
-        request.max_content_length = ROSTER_MAX_BODY
 
 
 def _known_query_only(schema: type) -> None:
@@ -163,6 +158,7 @@ def get_subjects(query: dict[str, Any]):
         413: "payload_too_large: over 1 MiB",
     },
 )
+@allow_body(ROSTER_MAX_BODY)
 def post_roster_status(body: dict[str, Any]):
     found, missing = service.roster_statuses(get_session(), current_client().id, body["subjects"])
     return {"statuses": [_status_json(s) for s in found], "not_monitored": missing}
