@@ -8,11 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from core.db import get_session, utcnow
 from verification.errors import TrustAnchorsUnavailable
 from verification.revocation import ca_crl_states, describe_ca
+
+VERIFICATIONS = Counter(
+    "licence_verifications",
+    "Verifications by flow (direct: POST /v1/verifications; cross_device: the card app's "
+    "answer) and result: the outcome, or the error code of a rejection.",
+    ["flow", "result"],
+)
+IDENTITY_PLATFORM_DURATION = Histogram(
+    "licence_identity_platform_duration_seconds",
+    "Time the identity platform took to map a card certificate to agency codes.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 
 
 def crl_ages() -> Iterable[Metric]:

@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session
 from core import jws
 from core.claims import ClaimsError, Problem, check_times
 from core.db import utcnow
-from core.errors import problem_body
+from core.errors import ServiceError, problem_body
 from verification.challenges import (
     MAX_NONCE_LENGTH,
     ChallengePurpose,
@@ -70,6 +70,7 @@ from verification.errors import (
     VerificationError,
 )
 from verification.listeners import Verified, notify
+from verification.metrics import IDENTITY_PLATFORM_DURATION, VERIFICATIONS
 from verification.outcome import (
     LicenceFacts,
     VerificationResult,
@@ -371,6 +372,7 @@ def run_verifier_flow(
     """
     application = app or current_app
     at = now or utcnow()
+    flow = "direct" if challenge_id is None else "cross_device"
     try:
         assertion = check_card_assertion(
             session,
@@ -380,16 +382,23 @@ def run_verifier_flow(
             now=at,
             app=application,
         )
-        return _identify_consume_and_conclude(
+        result = _identify_consume_and_conclude(
             session, assertion, verifier, challenge_id, application
         )
     except AssertionRejected as rejected:
         session.rollback()  # the nonce stays usable
         record_rejected_attempt(session, rejected, verifier, challenge_id=challenge_id)
+        VERIFICATIONS.labels(flow, rejected.error.code).inc()
         raise rejected.error from None
+    except ServiceError as error:
+        session.rollback()  # the nonce stays usable
+        VERIFICATIONS.labels(flow, error.code).inc()
+        raise
     except BaseException:
         session.rollback()  # the nonce stays usable
         raise
+    VERIFICATIONS.labels(flow, result.outcome).inc()
+    return result
 
 
 def _identify_consume_and_conclude(
@@ -409,9 +418,10 @@ def _identify_consume_and_conclude(
     # the card's holder yields both codes; the verifier's pairwise code is only used
     # (receipt ``sub``, response ``holder.subject``) when a licence is found below, never
     # recorded or returned for ``not_licensed``.
-    codes = get_identity_platform().codes_for_certificate(
-        assertion.leaf, [LICENSING_AGENCY, verifier_agency(verifier.client_id)]
-    )
+    with IDENTITY_PLATFORM_DURATION.time():
+        codes = get_identity_platform().codes_for_certificate(
+            assertion.leaf, [LICENSING_AGENCY, verifier_agency(verifier.client_id)]
+        )
     holder_code, verifier_code = codes if codes is not None else (None, None)
     licences = (
         {licence.profession: licence for licence in licences_for_holder(session, holder_code)}
