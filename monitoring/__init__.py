@@ -7,6 +7,8 @@ import os
 
 from flask import Flask
 
+from core.metrics import add_collector
+
 #: Settings read from the environment unless the app's config sets them (see
 #: ``monitoring.webhooks`` and ``monitoring.worker``).
 SETTINGS = (
@@ -25,6 +27,7 @@ def init_app(app: Flask) -> None:
     """Registers the outbox listener, the blueprints and the CLI group."""
     from monitoring import outbox, webhooks, worker
     from monitoring.cli import monitoring_cli
+    from monitoring.metrics import outbox as outbox_metrics
     from monitoring.routes import holder_monitoring_bp, monitoring_bp
     from monitoring.service import on_verified
     from verification import listeners
@@ -39,3 +42,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(monitoring_bp)
     app.register_blueprint(holder_monitoring_bp)
     app.cli.add_command(monitoring_cli)
+    add_collector(app, outbox_metrics)
