@@ -3,6 +3,7 @@ card app answering a challenge directly), the card authority's CRL feed, the JWK
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from apiflask import APIBlueprint
@@ -23,6 +24,12 @@ from verification.challenges import (
     challenge_state,
     create_challenge,
     find_verifier_challenge,
+)
+from verification.history import (
+    FHIR_JSON,
+    fhir_verification_result,
+    find_verification,
+    list_verifications,
 )
 from verification.outcome import Verifier, restore_answer
 from verification.pipeline import run_verifier_flow
@@ -226,6 +233,62 @@ def get_challenge(challenge_id: str):
         "verification": verification,
         "error": challenge.rejection if state is ChallengeState.REJECTED else None,
     }
+
+
+@bp.get("/v1/verifications")
+@bp.auth_required(client_auth, roles=["verifier"])
+@bp.input(schemas.VerificationListQuery, location="query", arg_name="query")
+@bp.output(schemas.VerificationListOut)
+@bp.doc(
+    summary="This verifier's own verifications, oldest first (cursor-paginated)",
+    responses={
+        400: "invalid_request: bad cursor or limit",
+        401: "unauthenticated",
+        403: "forbidden",
+    },
+)
+def get_verifications(query):
+    client = current_client()
+    records, next_cursor = list_verifications(
+        get_session(),
+        Verifier(client.id, client.name),
+        current_app,
+        after=query["after"],
+        limit=query["limit"],
+    )
+    return {"verifications": [r.as_json() for r in records], "next_cursor": next_cursor}
+
+
+@bp.get("/v1/verifications/<string(length=32):verification_id>")
+@bp.auth_required(client_auth, roles=["verifier"])
+@bp.output(schemas.VerificationRecordOut)
+@bp.doc(
+    summary="One of this verifier's verifications; as an HL7 FHIR R5 VerificationResult "
+    "with Accept: application/fhir+json",
+    responses={
+        200: {
+            "description": "The verification (JSON), or a FHIR VerificationResult",
+            "content": {"application/json": {}, FHIR_JSON: {}},
+        },
+        401: "unauthenticated",
+        403: "forbidden",
+        404: "not_found: no verification of this verifier with this id",
+    },
+)
+def get_verification(verification_id: str):
+    client = current_client()
+    record = find_verification(
+        get_session(), verification_id, Verifier(client.id, client.name), current_app
+    )
+    if record is None:
+        raise NotFound("This verifier has no verification with this id.")
+    wanted = request.accept_mimetypes.best_match(["application/json", FHIR_JSON])
+    if wanted == FHIR_JSON:
+        return Response(
+            json.dumps(fhir_verification_result(record, current_app), ensure_ascii=False),
+            mimetype=FHIR_JSON,
+        )
+    return record.as_json()
 
 
 @bp.put("/v1/card-authority/crl")

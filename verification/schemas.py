@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from apiflask import Schema
-from apiflask.fields import Boolean, Integer, Nested, String
-from apiflask.validators import OneOf, Regexp
+from apiflask.fields import Boolean, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range, Regexp
 
 from licensing.professions import PROFESSION_CODES
 from verification.challenges import ChallengeState
@@ -155,3 +155,29 @@ class JwkOut(Schema):
 
 class JwksOut(Schema):
     keys = Nested(JwkOut, many=True, required=True)
+
+
+class VerificationListQuery(Schema):
+    after = String(
+        load_default=None,
+        validate=Length(max=200),
+        metadata={"description": "`next_cursor` of the previous page"},
+    )
+    limit = Integer(load_default=50, validate=Range(min=1, max=200))
+
+
+class VerificationRecordOut(Schema):
+    verification_id = String(required=True)
+    profession = String(required=True)
+    outcome = String(required=True)
+    checked_at = String(required=True)
+    subject = String(required=True, metadata={"description": "this verifier's code for the person"})
+    receipt = String(
+        required=True,
+        metadata={"description": "the receipt, signed anew over the same facts (same id and time)"},
+    )
+
+
+class VerificationListOut(Schema):
+    verifications = List(Nested(VerificationRecordOut), required=True)
+    next_cursor = String(required=True, allow_none=True)
