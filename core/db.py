@@ -28,6 +28,7 @@ MODEL_MODULES = (
     "licensing.models",
     "verification.models",
     "holder.models",
+    "web.models",
 )
 
 NAMING_CONVENTION = {

@@ -29,10 +29,11 @@ def register(app: APIFlask) -> None:
     import licensing
     import seed
     import verification
+    import web
 
     app.register_blueprint(health_bp)
     app.cli.add_command(db_cli)
     app.cli.add_command(signing_cli)
     # identity first: licensing, verification and seed use the identity platform.
-    for domain in (clients, identity, licensing, verification, holder, seed):
+    for domain in (clients, identity, licensing, verification, holder, seed, web):
         domain.init_app(app)
