@@ -2,7 +2,7 @@
 
 - ``flask db upgrade``, ``flask card-authority init`` (the demo card authority)
 - card holders: card certificates from ``seed.card_authority``, virtual cards from
-  ``seed.virtual_card``, registered with the identity platform for their My Number
+  ``card_app.virtual_card``, registered with the identity platform for their My Number
 - licences: ``flask licences import`` of a CSV (holders first, then a filler population)
 - a verifier client (``flask clients create``) and a published CRL
   (``flask card-authority publish-crl``)
@@ -77,9 +77,9 @@ def _issue_cards(
 ) -> list[tuple[Any, list[str]]]:
     """Card keys and x5c for each My Number, registered with the identity platform."""
     from app import create_app
+    from card_app.virtual_card import VirtualCard
     from identity import get_identity_platform
     from seed.card_authority import CardAuthority, generate_card_key
-    from seed.virtual_card import VirtualCard
 
     app = create_app(app_config(env))
     authority = CardAuthority.load(Path(app.config["CARD_AUTHORITY_DIR"]))
@@ -231,8 +231,8 @@ class _Client(threading.local):
 
 def sign_assertion(holder: Holder, nonce: str, audience: str) -> str:
     """Exactly the claims and header of ``VirtualCard.sign_assertion``."""
+    from card_app.assertion import ASSERTION_TYPE
     from core import jws
-    from seed.virtual_card import ASSERTION_TYPE
 
     issued_at = int(datetime.now(UTC).timestamp())
     claims = {"aud": audience, "nonce": nonce, "iat": issued_at, "exp": issued_at + 300}

@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from flask import current_app
 
+from card_app.virtual_card import CardError, VirtualCard
 from core.cli import ServiceGroup
 from core.my_number import is_valid_my_number
 from seed.card_authority import (
@@ -30,7 +31,7 @@ from seed.card_authority import (
     parse_serial,
     serial_hex,
 )
-from seed.virtual_card import CardError, VirtualCard, issue_virtual_card
+from seed.cards import issue_virtual_card
 
 #: The card authority is its own agency when it asks the identity platform whether two
 #: certificates belong to the same person (codes are compared, never kept).

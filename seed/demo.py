@@ -27,8 +27,8 @@ from core.db import get_session
 from licensing import service as licensing
 from licensing.models import Licence
 from seed.card_authority import CardAuthority, serial_hex
+from seed.cards import issue_virtual_card
 from seed.population import Person, generate_people
-from seed.virtual_card import issue_virtual_card
 
 DEMO_PIN = "1234"
 DEMO_FILE = "demo.json"

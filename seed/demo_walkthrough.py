@@ -23,11 +23,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from card_app.virtual_card import VirtualCard
 from core import jws
 from core.my_number import is_valid_my_number
 from seed.card_authority import CardAuthority, generate_card_key
+from seed.cards import issue_virtual_card
 from seed.demo import DEMO_FILE
-from seed.virtual_card import VirtualCard, issue_virtual_card
 
 # A number standing on its own; ids and tokens (hex, base64url) may hold digit runs by
 # chance, which are not numbers anyone could read as a My Number.

@@ -10,10 +10,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from card_app.virtual_card import VirtualCard
 from core import jws
 from core.my_number import check_digit
 from seed.card_authority import CardAuthority, parse_serial, serial_hex
-from seed.virtual_card import VirtualCard
 
 
 def my_number(seed: int) -> str:

@@ -6,7 +6,7 @@ import pytest
 from cryptography import x509
 
 from core.my_number import check_digit
-from seed.virtual_card import issue_virtual_card
+from seed.cards import issue_virtual_card
 
 
 def my_number(seed: int) -> str:

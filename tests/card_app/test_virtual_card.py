@@ -11,15 +11,15 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from core import jws
-from seed.virtual_card import (
-    ASSERTION_TYPE,
+from card_app.assertion import ASSERTION_TYPE
+from card_app.virtual_card import (
     CardFileInvalid,
     CardLocked,
     InvalidPinFormat,
     VirtualCard,
     WrongPin,
 )
+from core import jws
 
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
 

@@ -7,8 +7,8 @@ card file. A retry counter in the file locks the card after 3 consecutive wrong 
 a correct PIN resets it. A real card enforces the counter in hardware; a file can be
 copied, so this is a stand-in for demos and tests, not a security boundary.
 
-``sign_assertion`` produces the contract's card assertion: a compact RS256 JWS with
-``typ`` ``card-assertion+jwt`` and ``x5c`` (leaf first, standard base64 DER).
+A ``VirtualCard`` is a ``card_app.assertion.Card``: it signs card assertions and
+key-binding JWTs like a real card driven over PKCS#11 (``card_app.pkcs11_card``).
 """
 
 from __future__ import annotations
@@ -17,25 +17,24 @@ import base64
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from core import jws
-from seed.card_authority import CardAuthority, atomic_write, file_lock, generate_card_key
+from card_app.assertion import sign_assertion, x5c
+from core.files import atomic_write, file_lock
 
 FORMAT = "virtual-card/1"
 MAX_PIN_ATTEMPTS = 3
-ASSERTION_TYPE = "card-assertion+jwt"
 #: scrypt cost (N); r=8, p=1. About 40 ms per PIN check on a laptop.
 DEFAULT_SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -87,7 +86,7 @@ def _derive(pin: str, salt: bytes, n: int) -> bytes:
     return Scrypt(salt=salt, length=32, n=n, r=SCRYPT_R, p=SCRYPT_P).derive(pin.encode("ascii"))
 
 
-def _check_pin_format(pin: str) -> None:
+def check_pin_format(pin: str) -> None:
     if not isinstance(pin, str) or not _PIN.match(pin):
         raise InvalidPinFormat()
 
@@ -117,7 +116,7 @@ class VirtualCard:
 
         ``holder_name`` is only a label for demos; it never enters the certificate.
         """
-        _check_pin_format(pin)
+        check_pin_format(pin)
         if private_key.public_key() != certificate.public_key():
             raise ValueError("the private key does not match the certificate")
         path = Path(path)
@@ -181,11 +180,7 @@ class VirtualCard:
         return self.failed_attempts >= MAX_PIN_ATTEMPTS
 
     def x5c(self) -> list[str]:
-        """The JWS ``x5c`` header: standard base64 DER, leaf first, then the chain."""
-        return [
-            _b64(cert.public_bytes(serialization.Encoding.DER))
-            for cert in [self.certificate, *self.chain]
-        ]
+        return x5c(self.certificate, self.chain)
 
     # -- the chip's operations --
 
@@ -196,7 +191,7 @@ class VirtualCard:
         with the attempts left, or ``InvalidPinFormat`` (not counted, as a reader would
         refuse to send it to the chip).
         """
-        _check_pin_format(pin)
+        check_pin_format(pin)
         with file_lock(self._lock_path):
             document = _read(self.path)
             counter = document["pin"]
@@ -227,67 +222,36 @@ class VirtualCard:
             raise CardFileInvalid()
         return key
 
+    def sign(self, pin: str, data: bytes) -> bytes:
+        """RSASSA-PKCS1-v1_5 with SHA-256 over ``data`` (RS256), as the chip computes it."""
+        return self.unlock(pin).sign(data, padding.PKCS1v15(), hashes.SHA256())
+
     def sign_assertion(
         self,
         pin: str,
         *,
         nonce: str,
         audience: str,
+        verifier: str | None = None,
+        consent: Sequence[str] = (),
         now: datetime | None = None,
         lifetime: int = 300,
     ) -> str:
-        """The contract's card assertion: RS256 compact JWS over aud, nonce, iat, exp."""
-        key = self.unlock(pin)
-        issued_at = int((now or datetime.now(UTC)).timestamp())
-        claims: dict[str, Any] = {
-            "aud": audience,
-            "nonce": nonce,
-            "iat": issued_at,
-            "exp": issued_at + lifetime,
-        }
-        headers = {"typ": ASSERTION_TYPE, "x5c": self.x5c()}
-        return jws.sign(claims, key, "RS256", headers=headers)
+        """The contract's card assertion (see ``card_app.assertion``)."""
+        return sign_assertion(
+            self,
+            pin,
+            nonce=nonce,
+            audience=audience,
+            verifier=verifier,
+            consent=consent,
+            now=now,
+            lifetime=lifetime,
+        )
 
     @property
     def _lock_path(self) -> Path:
         return self.path.with_name(f".{self.path.name}.lock")
-
-
-def issue_virtual_card(
-    authority: CardAuthority,
-    path: Path | Callable[[int], Path],
-    pin: str,
-    *,
-    register: Callable[[x509.Certificate], None] | None = None,
-    holder_name: str | None = None,
-    private_key: rsa.RSAPrivateKey | None = None,
-    now: datetime | None = None,
-    scrypt_n: int = DEFAULT_SCRYPT_N,
-) -> VirtualCard:
-    """New key (unless given), card certificate and card file, in that order.
-
-    ``path`` may be a function of the serial. ``register(certificate)`` runs before the
-    card file is written, typically
-    ``lambda cert: get_identity_platform().register_certificate(cert, my_number)``;
-    if it raises, the certificate is revoked (cessationOfOperation) and no file is
-    written. For many cards, wrap the calls in ``authority.batch()``.
-    """
-    _check_pin_format(pin)
-    key = private_key or generate_card_key()
-    certificate = authority.issue_card_certificate(key.public_key(), now=now)
-    if register is not None:
-        try:
-            register(certificate)
-        except BaseException:
-            authority.revoke(
-                certificate.serial_number, x509.ReasonFlags.cessation_of_operation, now=now
-            )
-            raise
-    target = Path(path(certificate.serial_number) if callable(path) else path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return VirtualCard.create(
-        target, key, certificate, authority.chain, pin, holder_name=holder_name, scrypt_n=scrypt_n
-    )
 
 
 def _associated_data(cert_der: bytes) -> bytes:
