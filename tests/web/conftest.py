@@ -92,7 +92,7 @@ def page(browser, live, language):
     context.set_default_timeout(10_000)
     tab = context.new_page()
     errors: list[str] = []
-    tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     yield tab
     context.close()
     assert not [e for e in errors if "Content Security Policy" in e], errors
