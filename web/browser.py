@@ -87,7 +87,7 @@ def start_session(
     holder_session_token: str | None = None,
 ) -> None:
     """A new browser session (any previous one of this browser is ended first)."""
-    end_session(session, response)
+    _forget_session(session)
     token = secrets.token_urlsafe(32)
     now = utcnow()
     session.add(
@@ -131,13 +131,20 @@ def current_session(kind: BrowserSessionKind) -> BrowserSession | None:
     return record if record.kind is kind else None
 
 
-def end_session(session: Session, response: Response) -> None:
+def _forget_session(session: Session) -> None:
     token = _read_cookie(SESSION_COOKIE)
     if token is not None:
         ended = delete(BrowserSession).where(BrowserSession.token_hash == token_hash(token))
         session.execute(ended)
         session.commit()
-    response.delete_cookie(_cookie_name(SESSION_COOKIE), path="/")
+
+
+def end_session(session: Session, response: Response) -> None:
+    _forget_session(session)
+    response.delete_cookie(
+        _cookie_name(SESSION_COOKIE), path="/", secure=request.is_secure, httponly=True,
+        samesite="Lax",
+    )
 
 
 def staff_session_expiry(now: datetime) -> datetime:

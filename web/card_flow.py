@@ -96,9 +96,13 @@ def sign_in_request_uri(sign_in_id: str) -> str:
     return absolute_url(f"/me/r/{sign_in_id}")
 
 
+def find_sign_in(session: Session, sign_in_id: str) -> HolderSignIn | None:
+    return session.get(HolderSignIn, sign_in_id) if len(sign_in_id) <= 32 else None
+
+
 def open_sign_in(session: Session, sign_in_id: str) -> HolderSignIn | None:
     """A sign-in not yet answered and not expired."""
-    sign_in = session.get(HolderSignIn, sign_in_id) if len(sign_in_id) <= 32 else None
+    sign_in = find_sign_in(session, sign_in_id)
     if sign_in is None or sign_in.expires_at <= utcnow():
         return None
     if sign_in.holder_session_token is not None or sign_in.claimed_at is not None:
@@ -143,7 +147,7 @@ def answer_sign_in(session: Session, sign_in: HolderSignIn, assertion: Any) -> N
 def take_sign_in(session: Session, sign_in_id: str, browser_secret: str) -> str | None:
     """The holder session token of a completed sign-in, once, for the browser that
     started it; None otherwise."""
-    sign_in = session.get(HolderSignIn, sign_in_id) if len(sign_in_id) <= 32 else None
+    sign_in = find_sign_in(session, sign_in_id)
     if (
         sign_in is None
         or sign_in.holder_session_token is None

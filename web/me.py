@@ -72,17 +72,13 @@ def sign_in(sign_in_id: str):
             expires_at=holder.expires_at,
         )
         return response
-    pending = card_flow.open_sign_in(session, sign_in_id)
-    rejection = None
-    if pending is None:
-        from web.models import HolderSignIn
-
-        ended = session.get(HolderSignIn, sign_in_id) if len(sign_in_id) <= 32 else None
-        rejection = ended.rejection if ended is not None else None
+    found = card_flow.find_sign_in(session, sign_in_id)
+    if found is None:
+        raise NotFound(_l("No open sign-in has this id: start a new one on the page."))
     return render_template(
         "me/waiting.html",
-        pending=pending,
-        rejection=rejection,
+        pending=card_flow.open_sign_in(session, sign_in_id),
+        rejection=found.rejection,
         request_uri=card_flow.sign_in_request_uri(sign_in_id),
         sign_in_id=sign_in_id,
     )
@@ -90,9 +86,7 @@ def sign_in(sign_in_id: str):
 
 @me_bp.get("/sign-in/<sign_in_id>/state.json")
 def sign_in_state(sign_in_id: str):
-    from web.models import HolderSignIn
-
-    found = get_session().get(HolderSignIn, sign_in_id) if len(sign_in_id) <= 32 else None
+    found = card_flow.find_sign_in(get_session(), sign_in_id)
     if found is None or found.claimed_at is not None:
         state = "gone"
     elif found.holder_session_token is not None:

@@ -104,7 +104,9 @@ def account_for_setup(session: Session, token: str) -> StaffAccount:
 
 def provisioning_uri(account: StaffAccount) -> str:
     assert account.totp_secret is not None
-    return pyotp.TOTP(account.totp_secret).provisioning_uri(account.email, issuer_name=TOTP_ISSUER)
+    return pyotp.TOTP(account.totp_secret).provisioning_uri(
+        name=account.email, issuer_name=TOTP_ISSUER
+    )
 
 
 def _accept_code(account: StaffAccount, code: str, now: datetime) -> bool:
