@@ -24,6 +24,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
+from core.errors import Unauthenticated
 from core.signing import get_keyring
 from holder import sessions as holder_sessions
 from holder.credentials import HOLDER_PORTAL_ID
@@ -162,10 +163,15 @@ def take_sign_in(session: Session, sign_in_id: str, browser_secret: str) -> str 
 
 
 def holder_for(session: Session, session_token: str) -> HolderSession | None:
-    return holder_sessions.authenticate(session, session_token)
+    """The live holder session of ``session_token``; None once it has ended (expired,
+    signed out, or its card put on hold)."""
+    try:
+        return holder_sessions.authenticate(session, session_token)
+    except Unauthenticated:
+        return None
 
 
-def end_holder_session(session: Session, session_token: str) -> None:
-    holder = holder_sessions.authenticate(session, session_token)
-    if holder is not None:
-        holder_sessions.end_session(session, holder)
+def end_holder_session(session: Session, holder: HolderSession) -> None:
+    """Signs the holder session out (as ``DELETE /v1/holder/sessions`` does)."""
+    session.delete(holder)
+    session.commit()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -31,10 +31,7 @@ def _holder():
     record = browser.current_session(BrowserSessionKind.HOLDER)
     if record is None or record.holder_session_token is None:
         return None
-    holder = card_flow.holder_for(get_session(), record.holder_session_token)
-    if holder is not None:
-        g.holder_token = record.holder_session_token
-    return holder
+    return card_flow.holder_for(get_session(), record.holder_session_token)
 
 
 @me_bp.get("/")
@@ -118,8 +115,9 @@ def get_credential():
 @me_bp.post("/sign-out")
 def sign_out():
     session = get_session()
-    if _holder() is not None:
-        card_flow.end_holder_session(session, g.holder_token)
+    holder = _holder()
+    if holder is not None:
+        card_flow.end_holder_session(session, holder)
     response = redirect(url_for("me.home"), code=303)
     browser.end_session(session, response)
     return response
