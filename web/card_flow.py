@@ -33,6 +33,7 @@ from verification import challenges
 from web.browser import token_hash
 from web.links import absolute_url
 from web.models import HolderSignIn
+from web.sealing import get_sealer
 
 CARD_REQUEST_TYPE = "card-request+jwt"
 
@@ -141,13 +142,13 @@ def answer_sign_in(session: Session, sign_in: HolderSignIn, assertion: Any) -> N
         session.commit()
         raise
     sign_in = session.merge(sign_in)
-    sign_in.holder_session_token = issued.session_token
+    sign_in.holder_session_token = get_sealer().seal(issued.session_token)
     session.commit()
 
 
 def take_sign_in(session: Session, sign_in_id: str, browser_secret: str) -> str | None:
-    """The holder session token of a completed sign-in, once, for the browser that
-    started it; None otherwise."""
+    """The holder session token of a completed sign-in (sealed, as the browser session
+    keeps it), once, for the browser that started it; None otherwise."""
     sign_in = find_sign_in(session, sign_in_id)
     if (
         sign_in is None
@@ -157,16 +158,16 @@ def take_sign_in(session: Session, sign_in_id: str, browser_secret: str) -> str 
     ):
         return None
     sign_in.claimed_at = utcnow()
-    token, sign_in.holder_session_token = sign_in.holder_session_token, None
+    sealed, sign_in.holder_session_token = sign_in.holder_session_token, None
     session.commit()
-    return token
+    return sealed
 
 
 def holder_for(session: Session, session_token: str) -> HolderSession | None:
-    """The live holder session of ``session_token``; None once it has ended (expired,
-    signed out, or its card put on hold)."""
+    """The live holder session of ``session_token`` (sealed, as kept for a browser);
+    None once it has ended (expired, signed out, or its card put on hold)."""
     try:
-        return holder_sessions.authenticate(session, session_token)
+        return holder_sessions.authenticate(session, get_sealer().unseal(session_token))
     except Unauthenticated:
         return None
 

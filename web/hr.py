@@ -22,6 +22,7 @@ from web import card_flow
 from web.models import HrCheck
 from web.pages import download, page_blueprint, staff_required
 from web.rejections import EXPLANATIONS
+from web.sealing import get_sealer
 
 hr_bp = page_blueprint("hr", url_prefix="/hr")
 FINAL_STATES = ("completed", "expired")
@@ -57,11 +58,14 @@ def refresh(session: Session, check: HrCheck) -> HrCheck:
         holder, licence = body.get("holder") or {}, body.get("licence") or {}
         check.outcome = body["outcome"]
         check.holder_name = holder.get("name")
-        check.subject = holder.get("subject")
+        sealer = get_sealer()
+        subject = holder.get("subject")
+        check.subject_sealed = sealer.seal(subject)
+        check.subject_digest = sealer.digest(subject) if subject else None
         check.licence_status = licence.get("status")
         check.as_of = body.get("as_of")
         check.verification_id = body["verification_id"]
-        check.receipt = body["receipt"]
+        check.receipt_sealed = sealer.seal(body["receipt"])
         check.completed_at = utcnow()
     elif state == "rejected":
         check.outcome = (answer["error"] or {}).get("code")
@@ -113,6 +117,7 @@ def check(check_id: str):
     return render_template(
         "hr/check.html",
         check=found,
+        subject=get_sealer().unseal(found.subject_sealed),
         request_uri=card_flow.request_uri(found.challenge_id),
         explanation=EXPLANATIONS.get(found.outcome or found.state),
     )
@@ -129,9 +134,10 @@ def check_state(check_id: str):
 @staff_required(Role.VERIFIER)
 def receipt(check_id: str):
     found = _own_check(check_id)
-    if found.receipt is None:
+    if found.receipt_sealed is None:
         raise NotFound()
-    return download(found.receipt, f"receipt-{found.verification_id}.jws", "application/jose")
+    receipt = get_sealer().unseal(found.receipt_sealed)
+    return download(receipt, f"receipt-{found.verification_id}.jws", "application/jose")
 
 
 @hr_bp.get("/checks/<check_id>/print")
@@ -140,7 +146,9 @@ def printable(check_id: str):
     found = _own_check(check_id)
     if found.state != "completed":
         raise NotFound()
-    return render_template("hr/print.html", check=found)
+    return render_template(
+        "hr/print.html", check=found, subject=get_sealer().unseal(found.subject_sealed)
+    )
 
 
 def _day(value: str | None) -> date | None:
@@ -176,7 +184,7 @@ def _filtered(args: Any) -> tuple[Any, dict[str, Any]]:
     if filters["profession"]:
         query = query.where(HrCheck.profession == filters["profession"])
     if filters["subject"]:
-        query = query.where(HrCheck.subject == filters["subject"])
+        query = query.where(HrCheck.subject_digest == get_sealer().digest(filters["subject"]))
     return query.order_by(HrCheck.created_at.desc(), HrCheck.id.desc()), filters
 
 
@@ -193,6 +201,7 @@ def history():
     return render_template(
         "hr/history.html",
         checks=rows[:HISTORY_PAGE_SIZE],
+        unseal=get_sealer().unseal,
         more=len(rows) > HISTORY_PAGE_SIZE,
         page=page,
         filters=filters,
@@ -216,9 +225,10 @@ def history_csv():
     columns = ("created_at", "profession", "state", "outcome", "name", "subject", "as_of",
                "verification_id")
     writer.writerow(columns)
+    unseal = get_sealer().unseal
     for row in get_session().scalars(query.limit(CSV_MAX_ROWS)):
         values = (row.created_at.isoformat(), row.profession, row.state, row.outcome,
-                  row.holder_name, row.subject, row.as_of, row.verification_id)
+                  row.holder_name, unseal(row.subject_sealed), row.as_of, row.verification_id)
         writer.writerow([spreadsheet_safe(v) for v in values])
     return download(out.getvalue(), "checks.csv", "text/csv")
 

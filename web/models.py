@@ -55,6 +55,7 @@ class BrowserSession(Base):
         value_enum(BrowserSessionKind, "browser_session_kind", 10)
     )
     staff_id: Mapped[str | None] = mapped_column(String(32), index=True, default=None)
+    # Sealed (web/sealing.py): a copy of the database signs no one in.
     holder_session_token: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column()
     last_seen_at: Mapped[datetime] = mapped_column()
@@ -78,11 +79,14 @@ class HrCheck(Base):
     state: Mapped[str] = mapped_column(String(12), default="pending")
     outcome: Mapped[str | None] = mapped_column(String(40), default=None)
     holder_name: Mapped[str | None] = mapped_column(String(200), default=None)
-    subject: Mapped[str | None] = mapped_column(String(200), index=True, default=None)
+    # The verifier's own code for the person and the receipt naming it: sealed (see
+    # web/sealing.py); the digest lets the history filter by the code.
+    subject_sealed: Mapped[str | None] = mapped_column(Text, default=None)
+    subject_digest: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
     licence_status: Mapped[str | None] = mapped_column(String(20), default=None)
     as_of: Mapped[str | None] = mapped_column(String(40), default=None)
     verification_id: Mapped[str | None] = mapped_column(String(64), default=None)
-    receipt: Mapped[str | None] = mapped_column(Text, default=None)
+    receipt_sealed: Mapped[str | None] = mapped_column(Text, default=None)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
@@ -97,6 +101,6 @@ class HolderSignIn(Base):
     browser_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column()
-    holder_session_token: Mapped[str | None] = mapped_column(Text, default=None)
+    holder_session_token: Mapped[str | None] = mapped_column(Text, default=None)  # sealed
     rejection: Mapped[str | None] = mapped_column(String(40), default=None)
     claimed_at: Mapped[datetime | None] = mapped_column(default=None)

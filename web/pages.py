@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import segno
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from apiflask import APIBlueprint
+from flask import Response, g, redirect, render_template, request, url_for
 from flask_babel import format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -27,9 +28,11 @@ HERE = Path(__file__).parent
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 
 
-def page_blueprint(name: str, url_prefix: str | None = None) -> Blueprint:
+def page_blueprint(name: str, url_prefix: str | None = None) -> APIBlueprint:
     """A blueprint of pages: CSRF on every POST, security headers, HTML error pages."""
-    bp = Blueprint(name, __name__, url_prefix=url_prefix, template_folder="templates")
+    bp = APIBlueprint(
+        name, __name__, url_prefix=url_prefix, template_folder="templates", enable_openapi=False
+    )
     bp.before_request(browser.check_csrf)
     bp.after_request(browser.finish_response)
 
@@ -41,8 +44,8 @@ def page_blueprint(name: str, url_prefix: str | None = None) -> Blueprint:
 
 
 pages_bp = page_blueprint("pages")
-assets_bp = Blueprint(
-    "assets", __name__, static_folder="static", static_url_path="/assets"
+assets_bp = APIBlueprint(
+    "assets", __name__, static_folder="static", static_url_path="/assets", enable_openapi=False
 )
 
 

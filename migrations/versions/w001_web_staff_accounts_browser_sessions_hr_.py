@@ -2,7 +2,7 @@
 
 Revision ID: w001
 Revises: 0001
-Create Date: 2026-12-03 13:16:00.975924
+Create Date: 2026-12-03 13:32:32.367640
 """
 
 from collections.abc import Sequence
@@ -55,18 +55,19 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=12), nullable=False),
     sa.Column('outcome', sa.String(length=40), nullable=True),
     sa.Column('holder_name', sa.String(length=200), nullable=True),
-    sa.Column('subject', sa.String(length=200), nullable=True),
+    sa.Column('subject_sealed', sa.Text(), nullable=True),
+    sa.Column('subject_digest', sa.String(length=64), nullable=True),
     sa.Column('licence_status', sa.String(length=20), nullable=True),
     sa.Column('as_of', sa.String(length=40), nullable=True),
     sa.Column('verification_id', sa.String(length=64), nullable=True),
-    sa.Column('receipt', sa.Text(), nullable=True),
+    sa.Column('receipt_sealed', sa.Text(), nullable=True),
     sa.Column('completed_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_hr_checks')),
     sa.UniqueConstraint('challenge_id', name=op.f('uq_hr_checks_challenge_id'))
     )
     with op.batch_alter_table('hr_checks', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_hr_checks_client_id'), ['client_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_hr_checks_subject'), ['subject'], unique=False)
+        batch_op.create_index(batch_op.f('ix_hr_checks_subject_digest'), ['subject_digest'], unique=False)
 
     op.create_table('staff_accounts',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -96,7 +97,7 @@ def downgrade() -> None:
 
     op.drop_table('staff_accounts')
     with op.batch_alter_table('hr_checks', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_hr_checks_subject'))
+        batch_op.drop_index(batch_op.f('ix_hr_checks_subject_digest'))
         batch_op.drop_index(batch_op.f('ix_hr_checks_client_id'))
 
     op.drop_table('hr_checks')
