@@ -11,8 +11,10 @@ from playwright.sync_api import expect
 from core.db import get_session, utcnow
 from tests.fixtures.licensing import random_my_number
 from tests.web.card import answer_sign_in
-from tests.web.conftest import check_accessibility
+from tests.web.conftest import check_accessibility, needs_card_flow
 from verification.models import AccessRecord
+
+pytestmark = needs_card_flow
 
 
 def _signed_in(page, live, card) -> None:

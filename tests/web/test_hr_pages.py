@@ -10,7 +10,9 @@ from playwright.sync_api import expect
 
 from tests.fixtures.licensing import random_my_number
 from tests.web.card import answer_check
-from tests.web.conftest import check_accessibility, sign_in_staff
+from tests.web.conftest import check_accessibility, needs_card_flow, sign_in_staff
+
+pytestmark = needs_card_flow
 
 
 def _start_check(page, profession: str = "doctor") -> str:
