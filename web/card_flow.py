@@ -64,15 +64,25 @@ def request_uri(challenge_id: str) -> str:
     return absolute_url(f"/r/{challenge_id}")
 
 
-def check_state(session: Session, *, client_id: str, challenge_id: str) -> dict[str, Any]:
+def check_state(
+    session: Session, *, client_id: str, client_name: str, challenge_id: str
+) -> dict[str, Any]:
     """``{"state", "verification", "error"}`` as ``GET /v1/challenges/{id}`` answers."""
+    from verification.outcome import Verifier, restore_answer
+
     challenge = challenges.find_verifier_challenge(session, challenge_id, client_id=client_id)
     if challenge is None:
         return {"state": "expired", "verification": None, "error": None}
     state = challenges.challenge_state(challenge, utcnow()).value
+    verification = None
+    if state == "completed" and challenge.verification is not None:
+        # The challenge keeps no pairwise code nor receipt: both are made anew.
+        verification = restore_answer(
+            session, challenge.verification, Verifier(client_id, client_name), current_app
+        )
     return {
         "state": state,
-        "verification": challenge.verification if state == "completed" else None,
+        "verification": verification,
         "error": challenge.rejection if state == "rejected" else None,
     }
 

@@ -47,7 +47,10 @@ def refresh(session: Session, check: HrCheck) -> HrCheck:
     if check.state in FINAL_STATES:
         return check
     answer = card_flow.check_state(
-        session, client_id=check.client_id, challenge_id=check.challenge_id
+        session,
+        client_id=check.client_id,
+        client_name=g.organisation.name,
+        challenge_id=check.challenge_id,
     )
     state = answer["state"]
     if state == check.state and state != "rejected":
