@@ -30,6 +30,8 @@ def init_app(app: Flask) -> None:
     from web.regulator import regulator_bp
 
     app.config.setdefault("BABEL_DEFAULT_LOCALE", LANGUAGES[0])
+    # Licence dates are Japanese calendar dates; the pages show times in Japan too.
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "Asia/Tokyo")
     app.config.setdefault(
         "BABEL_TRANSLATION_DIRECTORIES", str(Path(__file__).parent / "translations")
     )
