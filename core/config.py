@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_AUDIENCE = "urn:licence-verification:local"
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 
 # Optional settings: taken from the environment when set there, else each consumer's
 # documented default applies (None here).
@@ -18,6 +19,8 @@ OPTIONAL_SETTINGS = (
     "HOLDER_RATE_LIMIT_SESSIONS",
     "HOLDER_RATE_LIMIT_AUTHENTICATED",
     "HOLDER_RATE_LIMIT_STATUS_LISTS",
+    "CARD_RATE_LIMIT_REQUESTS",  # the card app's routes, per client address
+    "CARD_RATE_LIMIT_RESPONSES",
     "RATE_LIMIT_STORAGE_URI",  # limits storage: memory:// (per process), redis://host:port
     "TRUSTED_PROXIES",  # reverse proxies in front whose X-Forwarded-For is trusted (0)
     "SIGNING_RETIRED_KEYS_DIR",  # public parts of rotated signing keys
@@ -53,3 +56,9 @@ def settings_from_env(overrides: dict[str, Any] | None = None) -> dict[str, Any]
     settings.update({key: env.get(key) or None for key in OPTIONAL_SETTINGS})
     settings.update(overrides)
     return settings
+
+
+def public_base_url(config: Any) -> str:
+    """Where clients reach this service (URLs it hands out are absolute): the
+    ``PUBLIC_BASE_URL`` setting, never taken from a request's Host."""
+    return (config.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/")

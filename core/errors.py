@@ -101,11 +101,19 @@ _HTTP_STATUS_ERRORS: dict[int, type[ServiceError]] = {
 }
 
 
+def _problem(status: int, code: str, title: str, detail: str) -> dict:
+    return {"type": "about:blank", "title": title, "status": status, "code": code, "detail": detail}
+
+
+def problem_body(error: ServiceError) -> dict:
+    """The problem details an error is answered with, as data (kept for later reading)."""
+    return _problem(error.status, error.code, error.title, error.detail)
+
+
 def problem_response(
     status: int, code: str, title: str, detail: str, headers: dict | None = None, **extra
 ) -> Response:
-    body = {"type": "about:blank", "title": title, "status": status, "code": code}
-    body["detail"] = detail
+    body = _problem(status, code, title, detail)
     body.update(extra)
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
     for name, value in (headers or {}).items():

@@ -44,7 +44,6 @@ from core.cli import ServiceGroup
 from core.db import utcnow
 
 ALGORITHM: jws.Algorithm = "ES256"
-_CURVE_BYTES = 32  # P-256 coordinates
 _EXTENSION_KEY = "signing_keyring"
 _LOCK = threading.Lock()
 #: How long a retired key stays published: the longest token lifetime (a 24-hour
@@ -65,13 +64,7 @@ def jwk_thumbprint(public_jwk: Mapping[str, Any]) -> str:
 
 
 def _ec_public_jwk(public_key: ec.EllipticCurvePublicKey) -> dict[str, str]:
-    numbers = public_key.public_numbers()
-    return {
-        "kty": "EC",
-        "crv": "P-256",
-        "x": jws.b64url_encode(numbers.x.to_bytes(_CURVE_BYTES, "big")),
-        "y": jws.b64url_encode(numbers.y.to_bytes(_CURVE_BYTES, "big")),
-    }
+    return jws.public_jwk(public_key, ALGORITHM)
 
 
 @dataclass(frozen=True)
@@ -113,12 +106,8 @@ class VerificationKey:
     @classmethod
     def from_jwk(cls, public_jwk: Mapping[str, Any], publish_until: datetime) -> VerificationKey:
         try:
-            if public_jwk["kty"] != "EC" or public_jwk["crv"] != "P-256":
-                raise ValueError
-            x = int.from_bytes(jws.b64url_decode(public_jwk["x"]), "big")
-            y = int.from_bytes(jws.b64url_decode(public_jwk["y"]), "big")
-            public_key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
-        except (KeyError, TypeError, ValueError, jws.JwsError):
+            public_key = jws.public_key_from_jwk(dict(public_jwk), ALGORITHM)
+        except (TypeError, ValueError, jws.JwsError):
             raise SigningKeyError("a retired key record is not an EC P-256 public key") from None
         return cls(public_key, jwk_thumbprint(_ec_public_jwk(public_key)), publish_until)
 

@@ -8,7 +8,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Registers this domain's blueprint, rate limiter and CLI group."""
-    from holder import rate_limits
+    from core import rate_limits
     from holder.cli import holder_cli
     from holder.routes import holder_bp
 

@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.config import public_base_url as config_public_base_url
 from core.db import utcnow
 from core.errors import InvalidRequest, NotFound, ServiceError
 from core.signing import get_keyring
@@ -42,7 +43,7 @@ from holder import status_list as sl
 from holder.errors import InvalidPresentation, LicenceNotActive, NotLicensed
 from holder.models import HolderCredential, HolderStatusList
 from verification.errors import CardRevoked
-from verification.models import AccessRecord
+from verification.outcome import Verifier, record_access
 
 log = logging.getLogger("licence_service.holder")
 
@@ -53,7 +54,6 @@ STATUS_LIST_FILL = 0.5  # open a new list when half full: random picks stay chea
 STATUS_LIST_TOKEN_LIFETIME = 600  # seconds; the token's exp
 STATUS_LIST_TTL = 60  # seconds a relying party may cache the list
 STATUS_LIST_PATH = "/v1/status-lists/"
-DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 _ALLOCATION_ATTEMPTS = 8
 KEY_BINDING_MAX_AGE = 300  # seconds: a presentation is checked within 5 minutes of its KB-JWT
 MAX_NONCE_CHARS = 512
@@ -91,9 +91,7 @@ def public_base_url(app: Flask | None = None) -> str:
 
     ``PUBLIC_BASE_URL`` (see core/config.py); never taken from the request's Host.
     """
-    config = (app or current_app).config
-    value = config.get("PUBLIC_BASE_URL")
-    return (value or DEFAULT_PUBLIC_BASE_URL).rstrip("/")
+    return config_public_base_url((app or current_app).config)
 
 
 def credential_lifetime(app: Flask | None = None) -> timedelta:
@@ -328,16 +326,13 @@ def issue_credential(
         idx = secrets.randbelow(status_list.size)
         # The holder's log shows every credential issued for their card (a thief who
         # has the card and its PIN cannot get one unnoticed).
-        session.add(
-            AccessRecord(
-                id=secrets.token_hex(16),
-                holder_code=holder_code,
-                verifier_client_id=HOLDER_PORTAL_ID,
-                verifier_name=CREDENTIAL_ISSUED_NAME,
-                at=at,
-                profession=profession,
-                outcome=CREDENTIAL_ISSUED,
-            )
+        record_access(
+            session,
+            holder_code=holder_code,
+            verifier=Verifier(HOLDER_PORTAL_ID, CREDENTIAL_ISSUED_NAME),
+            at=at,
+            profession=profession,
+            outcome=CREDENTIAL_ISSUED,
         )
         session.add(
             HolderCredential(

@@ -1,15 +1,18 @@
 """Holder sign-in: a public challenge, a card assertion, a 10-minute session token.
 
-The assertion goes through pipeline steps 0-7 with a consumer of *holder* challenges
-(public, bound to no client); the identity platform then names the holder by the
-licensing agency's code. The session row keeps that code and the validated card chain;
-the bearer token is an ES256 JWS signed by the service (``typ`` ``holder-session+jwt``)
-that names the row (``sid``) and is bound to this service (``aud``), so it carries no
-personal data and cannot be confused with a receipt, a credential or a status list.
+The assertion goes through pipeline steps 0-6 and 8 with a consumer of *holder*
+challenges (public, bound to no client) and the holder audience
+``{SERVICE_AUDIENCE}/holder`` (so an assertion made for a verification cannot sign in,
+nor the reverse); the identity platform then names the holder by the licensing agency's
+code, and the sign-in is an entry in the holder's access log. The session row keeps that
+code and the validated card chain; the bearer token is an ES256 JWS signed by the
+service (``typ`` ``holder-session+jwt``) that names the row (``sid``) and is bound to
+this service (``aud``), so it carries no personal data and cannot be confused with a
+receipt, a credential or a status list.
 
-A rejected sign-in with a card the identity platform knows is recorded in that
-holder's access log (verifier "Holder sign-in with your card", outcome the error code),
-like a rejected verification: a stolen card shows up.
+A rejected sign-in the card signed, with a card the identity platform knows, is recorded
+in that holder's access log (verifier "Holder sign-in with your card", outcome the error
+code), like a rejected verification: a stolen card shows up.
 
 ``holder_auth`` authenticates holder endpoints. API client tokens are not session
 tokens: they get 401 ``unauthenticated`` like any other wrong token.
@@ -28,6 +31,7 @@ from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
 from core import jws
+from core.claims import ClaimsError, check_times
 from core.db import get_session, utcnow
 from core.signing import get_keyring
 from holder.credentials import HOLDER_PORTAL_ID, encode_chain
@@ -35,18 +39,23 @@ from holder.errors import UnknownHolder
 from holder.models import HolderSession
 from verification.challenges import IssuedChallenge, create_challenge
 from verification.models import ChallengePurpose
-from verification.pipeline import Verifier
+from verification.outcome import Verifier, record_access
 
 SESSION_TYPE = "holder-session+jwt"
 SESSION_LIFETIME = timedelta(minutes=10)
-CLOCK_LEEWAY_SECONDS = 60
 MAX_SESSION_TOKEN_CHARS = 4096
 _CLAIMS = frozenset({"iss", "aud", "sid", "iat", "exp"})
 
 
 #: How the holder's own portal appears in their access log (it is no API client).
 HOLDER_PORTAL_SIGN_IN = Verifier(HOLDER_PORTAL_ID, "Holder sign-in with your card")
+#: The access-log outcome of a successful sign-in.
+SIGNED_IN = "signed_in"
 
+
+def holder_audience(app: Flask | None = None) -> str:
+    """The ``aud`` a sign-in assertion carries: this service, for the holder purpose."""
+    return f"{(app or current_app).config['SERVICE_AUDIENCE']}/holder"
 
 
 @dataclass(frozen=True)
@@ -62,13 +71,14 @@ def new_holder_challenge(session: Session, now: datetime | None = None) -> Issue
 def sign_in(
     session: Session, assertion: Any, *, now: datetime | None = None, app: Flask | None = None
 ) -> IssuedSession:
-    """Steps 0-7 with a holder challenge, then the holder's code; one commit.
+    """Steps 0-6 and 8 with a holder challenge, then the holder's code; one commit
+    (the nonce, the session and the sign-in's access-log entry).
 
     A rejected assertion raises the pipeline's error and leaves the nonce unused.
     """
     from identity import LICENSING_AGENCY, get_identity_platform
-    from verification.errors import VerificationError
     from verification.pipeline import (
+        AssertionRejected,
         holder_nonce_consumer,
         record_rejected_attempt,
         verify_card_assertion,
@@ -78,7 +88,12 @@ def sign_in(
     at = now or utcnow()
     try:
         verified = verify_card_assertion(
-            session, assertion, holder_nonce_consumer(), now=at, app=application
+            session,
+            assertion,
+            holder_nonce_consumer(),
+            audience=holder_audience(application),
+            now=at,
+            app=application,
         )
         holder_code = get_identity_platform().code_for_certificate(LICENSING_AGENCY, verified.leaf)
         if holder_code is None:
@@ -91,13 +106,20 @@ def sign_in(
             expires_at=at + SESSION_LIFETIME,
         )
         session.add(record)
-        session.commit()  # the nonce and the session, together
-    except VerificationError as error:
+        record_access(
+            session,
+            holder_code=holder_code,
+            verifier=HOLDER_PORTAL_SIGN_IN,
+            at=at,
+            profession=None,
+            outcome=SIGNED_IN,
+        )
+        session.commit()  # the nonce, the session and the log entry, together
+    except AssertionRejected as rejected:
         session.rollback()  # a rejection leaves the nonce unused
-        if error.leaf is not None:
-            # An attempt with a known card shows in its holder's log (a stolen card).
-            record_rejected_attempt(session, error, HOLDER_PORTAL_SIGN_IN, at)
-        raise
+        # An attempt the card signed shows in its holder's log (a stolen card).
+        record_rejected_attempt(session, rejected, HOLDER_PORTAL_SIGN_IN)
+        raise rejected.error from None
     except BaseException:
         session.rollback()
         raise
@@ -127,11 +149,15 @@ def authenticate(
     audience = application.config["SERVICE_AUDIENCE"]
     if set(claims) != _CLAIMS or claims["aud"] != audience or claims["iss"] != audience:
         return None
-    expires, issued = claims["exp"], claims["iat"]
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (expires, issued)):
-        return None
-    current = at.timestamp()
-    if expires <= current or issued > current + CLOCK_LEEWAY_SECONDS:
+    try:
+        # Our own token, checked on our own clock: no leeway, so it ends with its row.
+        check_times(
+            claims,
+            now=at.timestamp(),
+            leeway=0,
+            max_lifetime=int(SESSION_LIFETIME.total_seconds()),
+        )
+    except ClaimsError:
         return None
     if not isinstance(claims["sid"], str) or len(claims["sid"]) > 32:
         return None

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import jws
+from core.claims import ClaimsError, Problem, check_times, is_int64
 
 TOKEN_TYPE = "statuslist+jwt"  # noqa: S105 - a media type, not a secret
 MEDIA_TYPE = "application/statuslist+jwt"
@@ -191,12 +192,13 @@ def verify_status_list_token(
     claims = parsed.payload
     if claims.get("sub") != expected_uri:
         raise StatusListError("status list token is for another list")
-    issued_at, expires_at, ttl = claims.get("iat"), claims.get("exp"), claims.get("ttl")
-    if not _is_int(issued_at) or issued_at > now + leeway:
-        raise StatusListError("bad iat")
-    if expires_at is not None and (not _is_int(expires_at) or expires_at <= now - leeway):
-        raise StatusListError("status list token expired")
-    if ttl is not None and (not _is_int(ttl) or ttl <= 0):
+    try:
+        times = check_times(claims, now=now, leeway=leeway, require_exp=False)
+    except ClaimsError as error:
+        expired = error.problem is Problem.EXPIRED
+        raise StatusListError("status list token expired" if expired else "bad iat") from None
+    issued_at, expires_at, ttl = times.issued_at, times.expires_at, claims.get("ttl")
+    if ttl is not None and (not is_int64(ttl) or ttl <= 0):
         raise StatusListError("bad ttl")
     return StatusListToken(
         uri=expected_uri,
@@ -206,7 +208,3 @@ def verify_status_list_token(
         status_list=StatusList.decode(claims.get("status_list")),
         claims=claims,
     )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -12,6 +12,7 @@ logged; the card's serial number (lowercase hex) is how the commands name a card
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -61,6 +62,13 @@ def _my_number(_ctx, _param, value: str) -> str:
     # Fixed text: never echo the value back.
     if not is_valid_my_number(value):
         raise click.BadParameter("not a valid My Number (12 digits with a valid check digit)")
+    return value
+
+
+def _verifier_id(_ctx, _param, value: str | None) -> str | None:
+    # A client id: lowercase hexadecimal (fixed text: never echo the value back).
+    if value is not None and not re.fullmatch(r"[0-9a-f]{1,32}", value):
+        raise click.BadParameter("not a verifier id (up to 32 lowercase hexadecimal characters)")
     return value
 
 
@@ -319,12 +327,40 @@ def _load_card(path: Path) -> VirtualCard:
 @click.option("--nonce", required=True, help="The nonce of a challenge.")
 @click.option("--aud", default=None, help="Audience (default: SERVICE_AUDIENCE).")
 @click.option("--lifetime", type=click.IntRange(1, 3600), default=300, show_default=True)
-def sign_command(card_path: Path, pin: str, nonce: str, aud: str | None, lifetime: int) -> None:
+@click.option(
+    "--verifier",
+    "verifier_id",
+    default=None,
+    callback=_verifier_id,
+    help="The id of the verifier asking (its challenge's client); signed as `verifier`.",
+)
+@click.option(
+    "--consent",
+    type=click.Choice(["monitoring"]),
+    multiple=True,
+    help="A consent the holder agrees to (signed as `consent`); repeatable.",
+)
+def sign_command(
+    card_path: Path,
+    pin: str,
+    nonce: str,
+    aud: str | None,
+    lifetime: int,
+    verifier_id: str | None,
+    consent: tuple[str, ...],
+) -> None:
     """Sign a card assertion; prints the JWS only."""
     card = _load_card(card_path)
     audience = aud or current_app.config["SERVICE_AUDIENCE"]
     try:
-        token = card.sign_assertion(pin, nonce=nonce, audience=audience, lifetime=lifetime)
+        token = card.sign_assertion(
+            pin,
+            nonce=nonce,
+            audience=audience,
+            lifetime=lifetime,
+            verifier=verifier_id,
+            consent=sorted(set(consent)),
+        )
     except CardError as error:
         raise click.ClickException(str(error)) from None
     click.echo(token)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, LargeBinary, String
+from sqlalchemy import JSON, Boolean, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, utcnow, value_enum
@@ -21,7 +21,7 @@ class ChallengePurpose(enum.StrEnum):
 
 
 class Challenge(Base):
-    """A single-use nonce. Only its SHA-256 is stored; consumption is one UPDATE."""
+    """A single-use nonce; consumption is one UPDATE matching its SHA-256."""
 
     __tablename__ = "verification_challenges"
 
@@ -30,11 +30,24 @@ class Challenge(Base):
         value_enum(ChallengePurpose, "challenge_purpose", 20)
     )
     nonce_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: A verifier challenge's nonce itself, for its card request (``GET /r/{id}`` hands
+    #: it to whoever holds the challenge id; what protects a verification is the card's
+    #: signature over it, the verifier binding and single use, not its secrecy). Holder
+    #: challenges keep only the hash. Consumption always matches the hash.
+    nonce: Mapped[str | None] = mapped_column(String(64), default=None)
     client_id: Mapped[str | None] = mapped_column(String(32), default=None)
     profession: Mapped[str | None] = mapped_column(String(40), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     consumed_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: The verifier asked the holder to consent to monitoring (cross-device flow).
+    monitoring_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Once answered: the verification response body (``VerificationOut``) or the
+    #: problem body of the last rejection of an assertion the card signed, and the
+    #: consents both asked for and signed (where monitoring starts from).
+    verification: Mapped[dict | None] = mapped_column(JSON, default=None)
+    rejection: Mapped[dict | None] = mapped_column(JSON, default=None)
+    consented_to: Mapped[list | None] = mapped_column(JSON, default=None)
 
 
 class CardCrl(Base):

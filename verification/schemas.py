@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from apiflask import Schema
-from apiflask.fields import Integer, Nested, String
+from apiflask.fields import Boolean, Integer, Nested, String
 from apiflask.validators import OneOf, Regexp
 
 from licensing.professions import PROFESSION_CODES
+from verification.challenges import ChallengeState
+from verification.outcome import rfc3339
 
 #: Three unpadded base64url segments: the compact JWS structure. Anything else is a
 #: malformed request (400); a token of this shape that fails later is 401/403/503.
@@ -14,11 +19,31 @@ COMPACT_JWS_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$"
 OUTCOMES = ("licensed", "not_licensed", "suspended", "revoked")
 
 
+class Rfc3339(String):
+    """A UTC time written as RFC 3339 with ``Z`` (output only)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {}).setdefault("format", "date-time")
+        super().__init__(**kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if isinstance(value, datetime):
+            return rfc3339(value)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
 class ChallengeIn(Schema):
     profession = String(
         required=True,
         validate=OneOf(PROFESSION_CODES),
         metadata={"description": "The profession the verifier wants to check."},
+    )
+    monitoring = Boolean(
+        load_default=False,
+        metadata={
+            "description": "Ask the holder to consent to monitoring of this licence "
+            "(shown by the card app; recorded only if the card signs it)."
+        },
     )
 
 
@@ -30,7 +55,14 @@ class ChallengeOut(Schema):
     )
     audience = String(required=True, metadata={"description": "The `aud` the card must sign."})
     profession = String(required=True)
-    expires_at = String(required=True, metadata={"format": "date-time"})
+    expires_at = Rfc3339(required=True)
+    request_uri = String(
+        required=True,
+        metadata={"description": "The signed card request for the card app (a QR code's URL)."},
+    )
+    status_uri = String(
+        required=True, metadata={"description": "Where this verifier reads the answer."}
+    )
 
 
 class VerificationIn(Schema):
@@ -46,7 +78,11 @@ class VerificationIn(Schema):
 
 
 class HolderOut(Schema):
-    name = String(required=True, metadata={"description": "The name on the licence."})
+    name = String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The name on the licence (null if a presentation hid it)."},
+    )
     subject = String(
         required=True,
         metadata={"description": "This verifier's own code for the person (pairwise)."},
@@ -55,7 +91,7 @@ class HolderOut(Schema):
 
 class LicenceOut(Schema):
     status = String(required=True, validate=OneOf(("active", "suspended", "revoked")))
-    registered_year = Integer(required=True)
+    registered_year = Integer(required=True, allow_none=True)
     suspended_until = String(
         required=True, allow_none=True, metadata={"format": "date", "nullable": True}
     )
@@ -67,7 +103,7 @@ class VerificationOut(Schema):
     profession = String(required=True)
     holder = Nested(HolderOut, required=True, allow_none=True)
     licence = Nested(LicenceOut, required=True, allow_none=True)
-    checked_at = String(required=True, metadata={"format": "date-time"})
+    checked_at = Rfc3339(required=True)
     receipt = String(
         required=True,
         metadata={
@@ -75,6 +111,36 @@ class VerificationOut(Schema):
             "its kid is listed at /.well-known/jwks.json."
         },
     )
+
+
+#: The one body of a verification answer (verifier flow, card app's route, presentations).
+VERIFICATION_BODY = VerificationOut()
+
+
+class VerifierOut(Schema):
+    id = String(required=True)
+    name = String(required=True, metadata={"description": "The verifier's registered name."})
+
+
+class CardResponseOut(Schema):
+    """What the card app learns: the outcome and who asked, nothing about the licence."""
+
+    outcome = String(required=True, validate=OneOf(OUTCOMES))
+    verifier = Nested(VerifierOut, required=True)
+
+
+class ProblemOut(Schema):
+    type = String(required=True)
+    title = String(required=True)
+    status = Integer(required=True)
+    code = String(required=True)
+    detail = String(required=True)
+
+
+class ChallengeStateOut(Schema):
+    state = String(required=True, validate=OneOf([state.value for state in ChallengeState]))
+    verification = Nested(VerificationOut, required=True, allow_none=True)
+    error = Nested(ProblemOut, required=True, allow_none=True)
 
 
 class JwkOut(Schema):

@@ -15,6 +15,7 @@ from tests.fixtures.verification import Forge, b64url, problem, x5c_entry
 from verification.errors import VerificationError
 from verification.pipeline import (
     MAX_HEADER_BYTES,
+    AssertionRejected,
     step0_size_limits,
     step1_parse,
     step2_algorithm,
@@ -192,9 +193,13 @@ def test_whole_pipeline_never_fails_with_an_unexpected_error(
     token = Forge.raw_token(header, payload, b"\x02" * 256)
     with app.test_request_context():
         try:
-            verify_card_assertion(db_session, token, lambda *_: None, now=utcnow())
+            verify_card_assertion(
+                db_session, token, lambda *_: None, audience="urn:a", now=utcnow()
+            )
         except VerificationError as error:
             assert error.status in (400, 401, 403, 413, 503)
+        except AssertionRejected as rejected:
+            assert rejected.error.status in (401, 403, 503)
 
 
 # --- duplicate extensions: parsed lazily by cryptography, refused without a 500 -------------

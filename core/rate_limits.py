@@ -1,7 +1,8 @@
-"""Per-address rate limits of the public holder endpoints.
+"""Per-address rate limits of the public endpoints (holder, the card app's routes).
 
 Limits are ``limits`` strings from the config (``HOLDER_RATE_LIMIT_CHALLENGES``,
-``_SESSIONS``, ``_AUTHENTICATED``, ``_STATUS_LISTS``, e.g. ``"10 per minute"``), counted
+``_SESSIONS``, ``_AUTHENTICATED``, ``_STATUS_LISTS``, ``CARD_RATE_LIMIT_REQUESTS``,
+``_RESPONSES``, e.g. ``"10 per minute"``), counted
 with a moving window in ``RATE_LIMIT_STORAGE_URI``: ``memory://`` by default, per process
 (with N workers an address gets up to N times the limit), or ``redis://host:port/db``,
 shared by every worker and instance. An unreachable store answers 503 ``unavailable``.
@@ -28,6 +29,8 @@ RATE_LIMIT_DEFAULTS = {
     "HOLDER_RATE_LIMIT_SESSIONS": "10 per minute",
     "HOLDER_RATE_LIMIT_AUTHENTICATED": "120 per minute",
     "HOLDER_RATE_LIMIT_STATUS_LISTS": "600 per minute",
+    "CARD_RATE_LIMIT_REQUESTS": "60 per minute",  # GET /r/{id}
+    "CARD_RATE_LIMIT_RESPONSES": "10 per minute",  # POST /v1/challenges/{id}/response
 }
 _LIMITER_KEY = "holder_rate_limiter"
 
@@ -62,6 +65,7 @@ def rate_limited(config_key: str) -> Callable:
     return decorate
 
 
-
 def init_app(app: Flask) -> None:
-    app.extensions[_LIMITER_KEY] = make_limiter(app.config.get("RATE_LIMIT_STORAGE_URI"))
+    """Idempotent: every domain with rate-limited routes calls it."""
+    if _LIMITER_KEY not in app.extensions:
+        app.extensions[_LIMITER_KEY] = make_limiter(app.config.get("RATE_LIMIT_STORAGE_URI"))
