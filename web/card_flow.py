@@ -30,6 +30,7 @@ from holder import sessions as holder_sessions
 from holder.credentials import HOLDER_PORTAL_ID
 from holder.models import HolderSession
 from verification import challenges
+from verification.outcome import Verifier, restore_answer
 from web.browser import token_hash
 from web.links import absolute_url
 from web.models import HolderSignIn
@@ -68,8 +69,6 @@ def check_state(
     session: Session, *, client_id: str, client_name: str, challenge_id: str
 ) -> dict[str, Any]:
     """``{"state", "verification", "error"}`` as ``GET /v1/challenges/{id}`` answers."""
-    from verification.outcome import Verifier, restore_answer
-
     challenge = challenges.find_verifier_challenge(session, challenge_id, client_id=client_id)
     if challenge is None:
         return {"state": "expired", "verification": None, "error": None}

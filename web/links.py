@@ -3,8 +3,10 @@ never from the request's Host header."""
 
 from __future__ import annotations
 
-from holder.credentials import public_base_url
+from flask import current_app
+
+from core.config import public_base_url
 
 
 def absolute_url(path: str) -> str:
-    return public_base_url() + path
+    return public_base_url(current_app.config) + path

@@ -24,17 +24,7 @@ from werkzeug.serving import make_server
 from app import create_app
 from clients.service import create_client
 from core import db
-from holder import sessions as holder_sessions
 from tests.conftest import _delete_all_rows
-from verification import challenges
-
-#: The journeys through the card app need the service side of the cross-device flow
-#: (branch ``pipeline``: card requests at /r/{id}, the challenge's state, the holder
-#: audience); until it is merged they are skipped, and they run by themselves after.
-needs_card_flow = pytest.mark.skipif(
-    not hasattr(challenges, "challenge_state") or not hasattr(holder_sessions, "holder_audience"),
-    reason="the cross-device card flow (branch pipeline) is not merged yet",
-)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]

@@ -11,10 +11,8 @@ from playwright.sync_api import expect
 from core.db import get_session, utcnow
 from tests.fixtures.licensing import random_my_number
 from tests.web.card import answer_sign_in
-from tests.web.conftest import check_accessibility, needs_card_flow
+from tests.web.conftest import check_accessibility
 from verification.models import AccessRecord
-
-pytestmark = needs_card_flow
 
 
 def _signed_in(page, live, card) -> None:

@@ -10,9 +10,7 @@ from playwright.sync_api import expect
 
 from tests.fixtures.licensing import random_my_number
 from tests.web.card import answer_check
-from tests.web.conftest import check_accessibility, needs_card_flow, sign_in_staff
-
-pytestmark = needs_card_flow
+from tests.web.conftest import check_accessibility, sign_in_staff
 
 
 def _start_check(page, profession: str = "doctor") -> str:

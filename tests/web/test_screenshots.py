@@ -12,9 +12,7 @@ from playwright.sync_api import expect
 
 from tests.fixtures.licensing import random_my_number
 from tests.web.card import answer_check, answer_sign_in
-from tests.web.conftest import needs_card_flow, sign_in_staff
-
-pytestmark = needs_card_flow
+from tests.web.conftest import sign_in_staff
 
 
 @pytest.fixture

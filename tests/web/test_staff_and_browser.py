@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from clients.service import create_client
 from core.db import get_session, utcnow
-from tests.web.conftest import PASSWORD, needs_card_flow, next_code
+from tests.web.conftest import PASSWORD, next_code
 from web.hr import spreadsheet_safe
 from web.models import BrowserSession, StaffAccount
 from web.pages import safe_next
@@ -235,7 +235,6 @@ def test_language_switch_returns_only_to_this_site(target, expected):
     assert safe_next(target) == expected
 
 
-@needs_card_flow
 def test_holder_sign_in_endpoints_refuse_bad_answers(app, http):
     from web.card_flow import start_sign_in
 
