@@ -61,8 +61,7 @@ screenshots: $(INSTALLED)
 translations: $(INSTALLED)
 	$(BIN)/pybabel extract -F web/babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
 		--omit-header -o web/translations/messages.pot .
-	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations --no-location \
-		--omit-header
+	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations
 	$(BIN)/pybabel compile -d web/translations
 
 clean:

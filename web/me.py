@@ -45,7 +45,11 @@ def home():
     cursor = request.args.get("cursor") or None
     page = access_log(get_session(), holder.holder_code, limit=ACCESS_LOG_PAGE, cursor=cursor)
     return render_template(
-        "me/home.html", page=page, professions=PROFESSION_CODES, cursor=cursor
+        "me/home.html",
+        page=page,
+        professions=PROFESSION_CODES,
+        cursor=cursor,
+        portal_id=holder_credentials.HOLDER_PORTAL_ID,
     )
 
 

@@ -66,7 +66,7 @@ def _page_globals() -> dict[str, Any]:
 
 def qr_svg(data: str, label: str) -> Markup:
     """An inline SVG QR code with an accessible name (no script, no external image)."""
-    svg = segno.make(data, error="m").svg_inline(scale=4, border=2, title=label)
+    svg = segno.make(data, error="m").svg_inline(scale=4, border=2, title=label, omitsize=True)
     return Markup(svg.replace("<svg ", '<svg role="img" focusable="false" ', 1))  # noqa: S704 - segno's own markup
 
 
