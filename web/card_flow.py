@@ -108,7 +108,9 @@ def sign_in_request_uri(sign_in_id: str) -> str:
 
 
 def find_sign_in(session: Session, sign_in_id: str) -> HolderSignIn | None:
-    return session.get(HolderSignIn, sign_in_id) if len(sign_in_id) <= 32 else None
+    if len(sign_in_id) > 32 or not sign_in_id.isalnum() or not sign_in_id.isascii():
+        return None
+    return session.get(HolderSignIn, sign_in_id)
 
 
 def open_sign_in(session: Session, sign_in_id: str) -> HolderSignIn | None:

@@ -20,7 +20,7 @@ from licensing.professions import PROFESSION_CODES
 from licensing.service import JST
 from web import card_flow
 from web.models import HrCheck
-from web.pages import download, page_blueprint, staff_required
+from web.pages import checked_id, download, page_blueprint, staff_required
 from web.rejections import EXPLANATIONS
 from web.sealing import get_sealer
 
@@ -36,7 +36,7 @@ HISTORY_OUTCOMES = (*OUTCOMES, "rejected", "expired")
 
 def _own_check(check_id: str) -> HrCheck:
     """A check of the signed-in staff's organisation; another's is as unknown as none."""
-    check = get_session().get(HrCheck, check_id) if len(check_id) <= 32 else None
+    check = get_session().get(HrCheck, checked_id(check_id))
     if check is None or check.client_id != g.organisation.id:
         raise NotFound()
     return check

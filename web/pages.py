@@ -4,6 +4,8 @@ start page, the language switch, staff sign-in, set-up and sign-out."""
 from __future__ import annotations
 
 import functools
+import re
+import unicodedata
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -62,6 +64,23 @@ def _page_globals() -> dict[str, Any]:
         "outcome_name": labels.outcome_name,
         "action_name": labels.action_name,
     }
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def checked_id(value: str) -> str:
+    """An id or token from a URL: only the characters ours are made of (no NUL or
+    control character reaches the database), else 404."""
+    if not _ID.fullmatch(value):
+        raise NotFound()
+    return value
+
+
+def printable(value: str) -> str:
+    """Free text typed in a search box without control or format characters (stored
+    names cannot contain them)."""
+    return "".join(ch for ch in value if unicodedata.category(ch) not in ("Cc", "Cf"))
 
 
 def qr_svg(data: str, label: str) -> Markup:
@@ -179,7 +198,7 @@ def sign_out():
 @pages_bp.route("/staff/setup/<token>", methods=["GET", "POST"])
 def setup(token: str):
     session = get_session()
-    account = staff_accounts.account_for_setup(session, token)
+    account = staff_accounts.account_for_setup(session, checked_id(token))
     error = None
     if request.method == "POST":
         try:

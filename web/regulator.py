@@ -19,7 +19,7 @@ from licensing import service as licensing
 from licensing.importer import import_csv
 from licensing.models import AuditEntry
 from licensing.professions import PROFESSION_CODES, canonical_registration_number
-from web.pages import page_blueprint, staff_required
+from web.pages import checked_id, page_blueprint, printable, staff_required
 
 regulator_bp = page_blueprint("regulator", url_prefix="/regulator")
 STATUSES = ("active", "suspended", "revoked", "erased")
@@ -39,7 +39,7 @@ def _actor() -> str:
 def search():
     args = request.args
     number = (args.get("registration_number") or "").strip()
-    name = (args.get("name") or "").strip()[:200]
+    name = printable(args.get("name") or "").strip()[:200]
     profession = args.get("profession") if args.get("profession") in PROFESSION_CODES else None
     status = args.get("status") if args.get("status") in STATUSES else None
     searched = any((number, name, profession, status))
@@ -72,7 +72,7 @@ def search():
 @staff_required(Role.REGULATOR)
 def licence(licence_id: str):
     session = get_session()
-    found = licensing.get_licence(session, licence_id[:40])
+    found = licensing.get_licence(session, checked_id(licence_id))
     return render_template(
         "regulator/licence.html",
         licence=licensing.describe(found),
@@ -87,7 +87,7 @@ def change(licence_id: str, action: str):
     if action not in ACTIONS:
         raise NotFound()
     session = get_session()
-    found = licensing.describe(licensing.get_licence(session, licence_id[:40]))
+    found = licensing.describe(licensing.get_licence(session, checked_id(licence_id)))
     reason = request.form.get("reason", "")
     until_text = request.form.get("until", "")
     error = None
