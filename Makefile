@@ -12,7 +12,7 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 # Small by default; the issue's full size is --licences 10000.
 BENCH_MONITORING_ARGS ?= --licences 1000 --roster 10000
 
-.PHONY: install run serve test test-postgres lint check demo bench audit clean
+.PHONY: install run serve test test-postgres lint check demo bench audit clean screenshots translations
 
 $(INSTALLED): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,17 @@ bench: $(INSTALLED)
 ## Fails when no advisory service is reachable; AUDIT_ADVISORIES=optional makes that a warning.
 audit: $(INSTALLED)
 	$(BIN)/python -m tests.quality.audit
+
+## Screenshots of the main pages (Japanese) into docs/screenshots/, by the browser tests.
+screenshots: $(INSTALLED)
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/web/test_screenshots.py
+
+## Re-extract the pages' messages and compile the catalogues (edit web/translations/ja/...po).
+translations: $(INSTALLED)
+	$(BIN)/pybabel extract -F web/babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
+		--omit-header -o web/translations/messages.pot .
+	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations
+	$(BIN)/pybabel compile -d web/translations
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

@@ -22,13 +22,14 @@ import licensing
 import monitoring
 import seed
 import verification
+import web
 from core import db, errors, health, logging, metrics, openapi, proxies, signing, strict_json
 from core.config import ConfigurationError, check_databases_reachable, settings_from_env
 from identity.errors import IdentityPlatformConfigurationError
 
 #: Each domain's ``init_app(app)`` registers its blueprints, CLI groups and readiness
 #: checks, in this order (a domain may use the ones before it).
-DOMAINS = (clients, licensing, verification, holder, monitoring)
+DOMAINS = (clients, licensing, verification, holder, monitoring, web)
 #: Stand-ins for the outside world: the demo card authority, virtual cards, demo data.
 STAND_INS = (seed,)
 
@@ -40,6 +41,7 @@ MODEL_MODULES = (
     "verification.models",
     "holder.models",
     "monitoring.models",
+    "web.models",
 )
 
 #: Short names for ``IDENTITY_PLATFORM``; any other value is a dotted path

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -381,6 +382,7 @@ def find_licences(
     profession: str | None = None,
     status: str | None = None,
     registration_number: str | None = None,
+    name: str | None = None,
     after: int | None = None,
     limit: int = 50,
     day: date | None = None,
@@ -389,8 +391,9 @@ def find_licences(
     """Licences in register order (oldest first), filtered; keyset pagination.
 
     ``status`` filters on the *effective* status. ``registration_number`` is compared in
-    canonical form (leading zeros ignored). A regulator client scoped to professions
-    sees only those (403 when it asks for another).
+    canonical form (leading zeros ignored). ``name`` matches any part of the name as
+    registered (kanji or kana), after NFC normalisation. A regulator client scoped to
+    professions sees only those (403 when it asks for another).
     """
     day = day or today()
     stmt = select(Licence)
@@ -402,6 +405,9 @@ def find_licences(
     if registration_number is not None:
         canonical = registration_number.lstrip("0")
         stmt = stmt.where(Licence.registration_number == canonical)
+    if name:
+        part = unicodedata.normalize("NFC", name)
+        stmt = stmt.where(Licence.name.contains(part, autoescape=True))
     if status is not None:
         lapsed = (Licence.status == LicenceStatus.SUSPENDED) & (Licence.suspended_until < day)
         if status == "active":

@@ -1,7 +1,7 @@
 """Dependencies between the top-level packages point one way (read from the source with
 ``ast``, lazy imports inside functions included):
 
-    core <- identity <- clients <- licensing <- verification <- holder <- monitoring
+    core <- identity <- clients <- licensing <- verification <- holder <- monitoring <- web
 
 ``core/`` and ``identity/`` import no domain package and no stand-in (``seed/``); only the
 composition root (``app.py``) wires ``seed`` in; no two packages import each other.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("core", "identity", "clients", "licensing", "verification", "holder", "monitoring")
+LAYERS = ("core", "identity", "clients", "licensing", "verification", "holder", "monitoring", "web")
 NOT_PRODUCT = {"tests", "bench", "examples", "migrations"}
 
 

@@ -1,0 +1,121 @@
+"""The regulator's journey in the browser: search, a licence and its history, suspend /
+reinstate / revoke with a confirmation step, CSV import with per-line errors, the audit
+trail; both languages; axe-core on every page."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from playwright.sync_api import expect
+
+from tests.fixtures.licensing import new_registration_number, random_my_number
+from tests.web.conftest import check_accessibility, sign_in_staff
+
+STATUS_WORDS = {
+    "ja": {"suspended": "停止中", "active": "有効", "revoked": "取消"},
+    "en": {"suspended": "Suspended", "active": "Active", "revoked": "Revoked"},
+}
+
+
+def test_search_change_status_and_audit(page, language, make_staff, register_licence):
+    staff = make_staff("regulator")
+    number = new_registration_number()
+    licence = register_licence(name="佐藤 花子", registration_number=number, profession="nurse")
+    register_licence(name="鈴木 一郎")  # another licence the search must not return
+    sign_in_staff(page, staff)
+    expect(page).to_have_url(re.compile(r"/regulator/$"))
+    check_accessibility(page)
+
+    page.fill("#name", "花子")
+    page.select_option("#profession", "nurse")
+    page.click("form.filters button")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("佐藤 花子")
+    check_accessibility(page)
+    rows.first.locator("a").click()
+    expect(page).to_have_url(re.compile(rf"/regulator/licences/{licence.id}$"))
+    check_accessibility(page)
+
+    until = (date.today() + timedelta(days=30)).isoformat()
+    page.fill("#reason-suspend", "Investigation pending")
+    page.fill("#until-suspend", until)
+    page.locator("form.action").first.locator("button").click()
+    # The confirmation step: nothing changed yet.
+    expect(page.locator("main [role=alert]")).to_be_visible()
+    check_accessibility(page)
+    page.click("main form button[type=submit]")
+    expect(page.locator("#licence-status")).to_contain_text(STATUS_WORDS[language]["suspended"])
+    expect(page.locator("#licence-status")).to_contain_text(until)
+
+    page.fill("#reason-reinstate", "Investigation closed")
+    page.locator("form.action").nth(2).locator("button").click()
+    page.click("main form button[type=submit]")
+    expect(page.locator("#licence-status")).to_contain_text(STATUS_WORDS[language]["active"])
+
+    page.fill("#reason-revoke", "Struck off")
+    page.locator("form.action").nth(1).locator("button").click()
+    page.click("main form button[type=submit]")
+    expect(page.locator("#licence-status")).to_contain_text(STATUS_WORDS[language]["revoked"])
+    history = page.locator("table tbody tr")
+    expect(history).to_have_count(4)  # registered, suspended, reinstated, revoked
+
+    # Reinstating a revoked licence is refused by licensing, shown on the page.
+    page.fill("#reason-reinstate", "Mistake")
+    page.locator("form.action").nth(2).locator("button").click()
+    page.click("main form button[type=submit]")
+    expect(page.locator("#form-error")).to_be_visible()
+    check_accessibility(page)
+
+    page.goto("/regulator/audit")
+    expect(page.locator("#audit-result")).to_have_class("ok")
+    check_accessibility(page)
+
+
+def test_search_by_registration_number_and_bad_number(page, make_staff, register_licence):
+    staff = make_staff("regulator")
+    number = new_registration_number()
+    register_licence(registration_number=number, name="高橋 健")
+    sign_in_staff(page, staff)
+    page.fill("#registration_number", number)
+    page.click("form.filters button")
+    expect(page.locator("tbody tr")).to_have_count(1)
+    expect(page.locator("tbody")).to_contain_text("高橋 健")
+    page.fill("#registration_number", "12a")
+    page.click("form.filters button")
+    expect(page.locator("#number-error")).to_be_visible()
+    check_accessibility(page)
+
+
+def test_csv_import_shows_errors_by_line(page, make_staff, tmp_path):
+    staff = make_staff("regulator")
+    good, bad = new_registration_number(), new_registration_number()
+    csv_file = tmp_path / "licences.csv"
+    csv_file.write_text(
+        "profession,my_number,name,registration_number,registered_on\n"
+        f"doctor,{random_my_number()},伊藤 誠,{good},2015-04-01\n"
+        f"doctor,123456789012,渡辺 愛,{bad},2015-04-01\n",
+        encoding="utf-8",
+    )
+    sign_in_staff(page, staff)
+    page.goto("/regulator/import")
+    check_accessibility(page)
+    page.set_input_files("#file", str(csv_file))
+    page.click("main form button[type=submit]")
+    errors = page.locator("ul.errors li")
+    expect(errors).to_have_count(1)
+    expect(errors.first).to_contain_text("3")
+    check_accessibility(page)
+    page.check("#skip_invalid")
+    page.set_input_files("#file", str(csv_file))
+    page.click("main form button[type=submit]")
+    expect(page.locator("progress")).to_have_attribute("value", "1")
+    page.goto(f"/regulator/?registration_number={good}")
+    expect(page.locator("tbody")).to_contain_text("伊藤 誠")
+
+
+def test_hr_staff_cannot_open_regulator_pages(page, make_staff):
+    sign_in_staff(page, make_staff("verifier"))
+    response = page.goto("/regulator/")
+    assert response.status == 403
