@@ -287,7 +287,18 @@ def test_expired_challenge(http, verifier, licensed_holder, audience):
 
 @pytest.mark.parametrize(
     "challenge_id",
-    ["0" * 32, "x", "0" * 33, "%00", "%1b%5b31m", "..%2f..%2fetc", "%E2%80%AEabc", "9" * 5000],
+    [
+        "0" * 32,
+        "x",
+        "0" * 33,
+        "%00",
+        "%00" + "0" * 29,
+        "A" * 32,
+        "%1b%5b31m",
+        "..%2f..%2fetc",
+        "%E2%80%AEabc",
+        "9" * 5000,
+    ],
 )
 def test_hostile_challenge_ids(http, verifier, challenge_id):
     _, headers = verifier
