@@ -13,7 +13,7 @@ from core import jws
 from core.db import get_session
 from tests.fixtures.verification import problem
 from verification.models import Challenge
-from verification.schemas import VERIFICATION_BODY
+from verification.schemas import VerificationOut
 
 
 def _path(uri: str) -> str:
@@ -108,7 +108,7 @@ def test_full_cross_device_verification(app, http, verifier, licensed_holder, au
     verification = status["verification"]
     assert verification["outcome"] == "licensed"
     assert verification["holder"]["name"] == "山田 太郎" and verification["holder"]["subject"]
-    assert VERIFICATION_BODY.validate(verification) == {}
+    assert VerificationOut().validate(verification) == {}
     assert jws.parse_compact(verification["receipt"]).payload["verifier"] == client.id
     # The consent the card signed and the challenge asked for: where monitoring starts.
     assert _stored(app, issued["challenge_id"]).consented_to == ["monitoring"]
