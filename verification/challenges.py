@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from verification.models import Challenge, ChallengePurpose
 CHALLENGE_LIFETIME = timedelta(minutes=5)
 NONCE_BYTES = 32  # 256 bits; the contract asks for at least 128
 MAX_NONCE_LENGTH = 128  # longer strings cannot be one of ours; never hashed or stored
+_CHALLENGE_ID = re.compile(r"[0-9a-f]{32}")  # secrets.token_hex(16)
 
 
 def nonce_hash(nonce: str) -> str:
@@ -249,8 +251,9 @@ class ChallengeState(enum.StrEnum):
 def find_verifier_challenge(
     session: Session, challenge_id: str, *, client_id: str | None = None
 ) -> Challenge | None:
-    """The verifier challenge ``challenge_id`` (of ``client_id`` when given), or None."""
-    if not isinstance(challenge_id, str) or len(challenge_id) > 32:
+    """The verifier challenge ``challenge_id`` (of ``client_id`` when given), or None.
+    Anything but one of our ids (32 lowercase hex) never reaches the database."""
+    if not isinstance(challenge_id, str) or not _CHALLENGE_ID.fullmatch(challenge_id):
         return None
     challenge = session.get(Challenge, challenge_id)
     if challenge is None or challenge.purpose is not ChallengePurpose.VERIFIER:

@@ -81,7 +81,6 @@ from verification.outcome import (
     record_access,
 )
 from verification.revocation import check_chain
-from verification.schemas import VERIFICATION_BODY
 from verification.trust import MALFORMED, get_trust_anchors
 
 ASSERTION_TYPE = "card-assertion+jwt"
@@ -467,7 +466,7 @@ def _identify_consume_and_conclude(
     record_challenge_outcome(
         session,
         challenge.challenge_id,
-        verification=answer_to_keep(VERIFICATION_BODY.dump(result)),
+        verification=answer_to_keep(result),
         consented_to=list(result.consented_to),
     )
     if result.consented_to and licence is not None and holder_code and verifier_code:

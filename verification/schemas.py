@@ -98,6 +98,9 @@ class LicenceOut(Schema):
 
 
 class VerificationOut(Schema):
+    """The one body of a verification answer (verifier flow, the challenge's status,
+    presentations)."""
+
     verification_id = String(required=True)
     outcome = String(required=True, validate=OneOf(OUTCOMES))
     profession = String(required=True)
@@ -111,10 +114,6 @@ class VerificationOut(Schema):
             "its kid is listed at /.well-known/jwks.json."
         },
     )
-
-
-#: The one body of a verification answer (verifier flow, card app's route, presentations).
-VERIFICATION_BODY = VerificationOut()
 
 
 class VerifierOut(Schema):
