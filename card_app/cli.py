@@ -203,9 +203,16 @@ def sign_command(
     """Answer a verifier's request (REQUEST_URL, e.g. from a QR code) with your card."""
     service = Service(service_url)
     request = service.card_request(request_url, expect_iss)
-    click.echo(
-        say("asks", verifier=request.verifier_name, profession=say.profession(request.profession))
-    )
+    if request.profession is None:  # the holder signs in to their own page
+        click.echo(say("asks_sign_in", verifier=request.verifier_name))
+    else:
+        click.echo(
+            say(
+                "asks",
+                verifier=request.verifier_name,
+                profession=say.profession(request.profession),
+            )
+        )
     expires = datetime.fromtimestamp(request.expires_at, UTC).isoformat(timespec="seconds")
     click.echo(say("expires", time=expires))
     for consent in request.consent:

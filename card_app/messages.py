@@ -40,6 +40,7 @@ CONSENTS = {
 TEXTS: Mapping[str, Mapping[str, str]] = {
     "ja": {
         "asks": "{verifier} があなたの{profession}免許の確認を求めています。",
+        "asks_sign_in": "{verifier}: カードでサインインします。",
         "expires": "この依頼の有効期限: {time}",
         "consent_asked": "あわせて次への同意を求めています: {consent}",
         "agree": "「{consent}」に同意しますか？",
@@ -54,6 +55,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
     },
     "en": {
         "asks": "{verifier} asks to verify your {profession} licence.",
+        "asks_sign_in": "{verifier}: sign in with your card.",
         "expires": "This request expires at {time}.",
         "consent_asked": "They also ask for your consent to: {consent}",
         "agree": "Do you agree to {consent}?",

@@ -61,7 +61,8 @@ class CardRequest:
     audience: str
     verifier_id: str
     verifier_name: str
-    profession: str
+    #: None for a sign-in request (the holder's own page), which asks for no licence.
+    profession: str | None
     consent: tuple[str, ...]
     response_uri: str
     expires_at: int
@@ -175,7 +176,9 @@ class Service:
             raise RequestRefused("the request has expired; ask the verifier for a new one")
         verifier = claims.get("verifier")
         consent = claims.get("consent", [])
-        texts = [claims.get(name) for name in ("challenge_id", "nonce", "aud", "profession")]
+        texts = [claims.get(name) for name in ("challenge_id", "nonce", "aud")]
+        if "profession" in claims:
+            texts.append(claims["profession"])
         if not isinstance(verifier, dict):
             raise RequestRefused("the request does not say who asks")
         texts += [verifier.get("id"), verifier.get("name")]
@@ -192,7 +195,7 @@ class Service:
             audience=claims["aud"],
             verifier_id=verifier["id"],
             verifier_name=verifier["name"],
-            profession=claims["profession"],
+            profession=claims.get("profession"),
             consent=tuple(dict.fromkeys(consent)),
             response_uri=response_uri,
             expires_at=expires_at,

@@ -92,6 +92,9 @@ def sign_in(
             assertion,
             holder_nonce_consumer(),
             audience=holder_audience(application),
+            # A card request for the holder's page names the portal (the card app signs
+            # it as ``verifier``); a direct sign-in names none.
+            verifier_id=HOLDER_PORTAL_ID,
             now=at,
             app=application,
         )

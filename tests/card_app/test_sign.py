@@ -76,6 +76,24 @@ def test_signs_for_the_named_verifier_and_posts_the_answer(run, stub_service, is
     assert "consent" not in payload
 
 
+def test_a_sign_in_request_names_no_licence_and_is_signed_for_the_portal(
+    run, stub_service, issue_card, pin_file
+):
+    claims = stub_service.claims(aud="urn:licence-verification:local/holder")
+    claims["verifier"] = {"id": "holder-portal", "name": "Licence holder page"}
+    del claims["profession"]
+    url = stub_service.card_request(claims)
+
+    result = run(
+        "sign", url, "--card", str(issue_card().path), "--pin-file", str(pin_file), "--yes"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "Licence holder page: sign in with your card." in result.output
+    payload = _posted_claims(stub_service)
+    assert (payload["aud"], payload["verifier"]) == (claims["aud"], "holder-portal")
+
+
 def test_speaks_japanese_when_the_locale_is_japanese(sign, run, stub_service, issue_card, pin_file):
     url = stub_service.card_request(stub_service.claims(profession="nurse", consent=["monitoring"]))
     result = sign(url, str(issue_card().path), pin_file, "--yes", lang="ja_JP.UTF-8")

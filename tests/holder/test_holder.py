@@ -152,6 +152,21 @@ def test_sign_in_gives_a_ten_minute_audience_bound_session(
     problem(again, 401, "invalid_nonce")
 
 
+@pytest.mark.parametrize(
+    ("named", "status"), [("holder-portal", 201), ("0123456789abcdef0123456789abcdef", 401)]
+)
+def test_a_sign_in_may_name_the_holder_portal_and_no_other_verifier(
+    http, licensed_holder, holder_audience, named, status
+):
+    holder = licensed_holder()
+    nonce = http.post("/v1/holder/challenges").get_json()["nonce"]
+    response = http.post(
+        "/v1/holder/sessions",
+        json={"assertion": holder.sign(nonce, holder_audience, verifier=named)},
+    )
+    assert response.status_code == status, response.get_data(as_text=True)
+
+
 def test_verifier_challenge_cannot_sign_a_holder_in(
     http, licensed_holder, verifier, challenge, audience, holder_audience
 ):

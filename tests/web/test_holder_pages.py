@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from core.db import get_session, utcnow
 from tests.fixtures.licensing import random_my_number
-from tests.web.card import answer_sign_in
+from tests.web.card import answer_check
 from tests.web.conftest import check_accessibility
 from verification.models import AccessRecord
 
@@ -23,7 +23,7 @@ def _signed_in(page, live, card) -> None:
     request_url = page.locator("#request-uri").input_value()
     assert request_url.startswith(f"{live.base_url}/me/r/")
     check_accessibility(page)
-    answer = answer_sign_in(live.base_url, request_url, card)
+    answer = answer_check(live.base_url, request_url, card)
     assert answer.status == 200, answer.body
     # The page notices by itself (poll.js) and continues to the holder's home.
     expect(page).to_have_url(re.compile(r"/me/$"), timeout=15_000)
@@ -81,7 +81,7 @@ def test_a_sign_in_is_taken_only_by_the_browser_that_started_it(
     sign_in_url = page.url
     other = browser.new_context(base_url=live.base_url).new_page()
     other.goto(sign_in_url)
-    answer_sign_in(live.base_url, page.locator("#request-uri").input_value(), card)
+    answer_check(live.base_url, page.locator("#request-uri").input_value(), card)
     other.goto(sign_in_url)
     assert "/me/sign-in/" in other.url  # the other browser is not signed in
     other.goto("/me/")

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.fixtures.licensing import random_my_number
-from tests.web.card import answer_check, answer_sign_in
+from tests.web.card import answer_check
 from tests.web.conftest import sign_in_staff
 
 
@@ -56,7 +56,7 @@ def test_main_pages(page, live, shots, make_staff, register_licence, issue_card,
     page.goto("/me/")
     page.click("main form button[type=submit]")
     shot("me-sign-in")
-    answer_sign_in(live.base_url, page.locator("#request-uri").input_value(), card)
+    answer_check(live.base_url, page.locator("#request-uri").input_value(), card)
     expect(page.locator("#log-heading")).to_be_visible(timeout=15_000)
     shot("me-home")
     page.click("header form button")
