@@ -168,7 +168,7 @@ def test_gunicorn_workers_are_summed_whichever_answers_the_scrape(gunicorn_two_w
         while len(_worker_files(folder)) < 2 and sent < 800:
             assert set(pool.map(lambda _: _get(f"{url}/healthz")[0], range(40))) == {200}
             sent += 40
-    assert len(_worker_files(folder)) == 2
+    assert len(_worker_files(folder)) >= 2  # a worker replaced under load adds a file
 
     # Every scrape, answered by either worker, counts every worker's requests.
     for _ in range(6):
