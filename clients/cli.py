@@ -15,10 +15,18 @@ clients_cli = ServiceGroup("clients", help="Manage API clients and their bearer 
 @clients_cli.command("create")
 @click.option("--name", required=True, help="Display name, shown to holders in their access log.")
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
-def create_command(name: str, role: str) -> None:
+@click.option(
+    "--audience",
+    "audiences",
+    multiple=True,
+    help="Verifiers: a URI its holders' presentations are made to (repeatable).",
+)
+def create_command(name: str, role: str, audiences: tuple[str, ...]) -> None:
     """Create a client; prints its token once, on the last line."""
-    created = create_client(get_session(), name, role)
+    created = create_client(get_session(), name, role, audiences)
     click.echo(f"client {created.client.id} ({created.client.role.value}): {created.client.name}")
+    for audience in dict.fromkeys(audiences):
+        click.echo(f"presentation audience: {audience}")
     click.echo("token (shown once, store it now):")
     click.echo(created.token)
 

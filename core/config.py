@@ -11,19 +11,32 @@ DEFAULT_AUDIENCE = "urn:licence-verification:local"
 # Optional settings: taken from the environment when set there, else each consumer's
 # documented default applies (None here).
 OPTIONAL_SETTINGS = (
-    "PUBLIC_BASE_URL",  # absolute base of status list URIs (never the request's Host)
-    "STATUS_LIST_TTL",  # seconds relying parties may cache a status list
-    "HOLDER_CREDENTIAL_LIFETIME",  # seconds, at most 24 hours
-    "HOLDER_RATE_LIMIT_CHALLENGES",  # per client address, e.g. "30 per minute"
-    "HOLDER_RATE_LIMIT_SESSIONS",
-    "HOLDER_RATE_LIMIT_AUTHENTICATED",
-    "HOLDER_RATE_LIMIT_STATUS_LISTS",
     "RATE_LIMIT_STORAGE_URI",  # limits storage: memory:// (per process), redis://host:port
     "TRUSTED_PROXIES",  # reverse proxies in front whose X-Forwarded-For is trusted (0)
     "SIGNING_RETIRED_KEYS_DIR",  # public parts of rotated signing keys
     "SIGNING_KEY_RETENTION",  # seconds a retired key stays in the JWKS
     "IDENTITY_MASTER_KEY",  # embedded platform master keys ("1:<b64url>,2:<b64url>")
 )
+
+# Holder, presentation and housekeeping settings with their defaults (an environment
+# value, always a string, wins; consumers convert it).
+HOLDER_DEFAULTS: dict[str, Any] = {
+    # Absolute base of status list URIs (never the request's Host); start-up warns when
+    # this loopback default is used outside development.
+    "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+    "STATUS_LIST_TTL": 60,  # seconds a status list is cached, here and by relying parties
+    "HOLDER_CREDENTIAL_LIFETIME": 24 * 3600,  # seconds, at most 24 hours
+    "HOLDER_MAX_LIVE_CREDENTIALS": 5,  # unexpired credentials per holder and profession
+    # Per client address (an IPv6 /64 counts as one), "N per minute|hour|..." (limits).
+    "HOLDER_RATE_LIMIT_CHALLENGES": "30 per minute",
+    "HOLDER_RATE_LIMIT_SESSIONS": "10 per minute",
+    "HOLDER_RATE_LIMIT_AUTHENTICATED": "120 per minute",
+    "HOLDER_RATE_LIMIT_STATUS_LISTS": "600 per minute",
+    # Unexpired, unused challenges per API client, and holder challenges per address.
+    "CHALLENGE_MAX_OUTSTANDING": 1000,
+    "ACCESS_LOG_RETENTION": 5 * 365 + 2,  # days access records are kept (5 years, leap days)
+    "HOUSEKEEPING_INTERVAL": 600,  # seconds between automatic prunes, per process
+}
 
 
 def settings_from_env(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -51,5 +64,6 @@ def settings_from_env(overrides: dict[str, Any] | None = None) -> dict[str, Any]
         "MAX_CONTENT_LENGTH": 64 * 1024,
     }
     settings.update({key: env.get(key) or None for key in OPTIONAL_SETTINGS})
+    settings.update({key: env.get(key) or value for key, value in HOLDER_DEFAULTS.items()})
     settings.update(overrides)
     return settings

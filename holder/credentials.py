@@ -51,9 +51,7 @@ CREDENTIAL_LIFETIME = timedelta(hours=24)  # upper bound; HOLDER_CREDENTIAL_LIFE
 STATUS_LIST_SIZE = 8192  # entries (2 KiB raw at 2 bits)
 STATUS_LIST_FILL = 0.5  # open a new list when half full: random picks stay cheap
 STATUS_LIST_TOKEN_LIFETIME = 600  # seconds; the token's exp
-STATUS_LIST_TTL = 60  # seconds a relying party may cache the list
 STATUS_LIST_PATH = "/v1/status-lists/"
-DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 _ALLOCATION_ATTEMPTS = 8
 KEY_BINDING_MAX_AGE = 300  # seconds: a presentation is checked within 5 minutes of its KB-JWT
 MAX_NONCE_CHARS = 512
@@ -75,6 +73,10 @@ PRESENTATION_DETAILS = {
     "audience": "The key-binding JWT is for another audience.",
     "stale": "The key-binding JWT is too old.",
     "unknown_credential": "The credential is not known to this service.",
+    "audience_not_registered": "The audience is not one registered to this client; use the "
+    "audience that POST /v1/challenges (kind presentation) gave you.",
+    "nonce_not_issued": "The nonce was not issued to this client for this profession, or it "
+    "was used or has expired; ask POST /v1/challenges (kind presentation) for a new one.",
 }
 
 
@@ -91,15 +93,12 @@ def public_base_url(app: Flask | None = None) -> str:
 
     ``PUBLIC_BASE_URL`` (see core/config.py); never taken from the request's Host.
     """
-    config = (app or current_app).config
-    value = config.get("PUBLIC_BASE_URL")
-    return (value or DEFAULT_PUBLIC_BASE_URL).rstrip("/")
+    return (app or current_app).config["PUBLIC_BASE_URL"].rstrip("/")
 
 
 def credential_lifetime(app: Flask | None = None) -> timedelta:
-    seconds = (app or current_app).config.get("HOLDER_CREDENTIAL_LIFETIME")
-    lifetime = timedelta(seconds=int(seconds)) if seconds else CREDENTIAL_LIFETIME
-    return min(lifetime, CREDENTIAL_LIFETIME)
+    seconds = int((app or current_app).config["HOLDER_CREDENTIAL_LIFETIME"])
+    return min(timedelta(seconds=seconds), CREDENTIAL_LIFETIME)
 
 
 def status_list_uri(list_id: str, app: Flask | None = None) -> str:
@@ -277,7 +276,7 @@ def build_status_list(
         status_list=statuses,
         issued_at=issued_at,
         expires_at=issued_at + STATUS_LIST_TOKEN_LIFETIME,
-        ttl=int(application.config.get("STATUS_LIST_TTL") or STATUS_LIST_TTL),
+        ttl=int(application.config["STATUS_LIST_TTL"]),
         issuer=issuer_id(application),
     )
     return get_keyring(application).sign(claims, sl.TOKEN_TYPE)

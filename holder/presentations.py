@@ -1,6 +1,12 @@
 """``POST /v1/presentations``: a platform hands us a holder's SD-JWT VC presentation
 (with the nonce and audience its key-binding JWT must carry) and gets the live status.
 
+The presentation is bound to the caller: its audience must be one registered to the
+calling client (``clients create --audience``), and its nonce one this service issued to
+that client for the credential's profession (``POST /v1/challenges`` with ``kind``
+``presentation``), unused and unexpired. The nonce is consumed in the transaction that
+writes the access record, so a presentation is accepted once, by one verifier.
+
 Same checks as an offline verifier (``holder.sd_jwt``), then the licence's status
 now and the card's revocation state now, answered like a verification: the outcome, the
 calling verifier's own pairwise code for the holder, only the claims the holder chose
@@ -20,13 +26,15 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
+from clients.service import client_audiences
 from core.db import utcnow
 from holder import credentials as creds
 from holder import sd_jwt
 from holder.errors import InvalidPresentation
 from holder.models import HolderCredential
+from verification.challenges import consume_nonce
 from verification.errors import VerificationError
-from verification.models import AccessRecord
+from verification.models import AccessRecord, ChallengePurpose
 from verification.pipeline import OUTCOME_BY_STATUS, VerificationResult, Verifier, sign_receipt
 
 log = logging.getLogger("licence_service.holder")
@@ -69,6 +77,21 @@ def _record_rejection(
         )
 
 
+def _consume_nonce(
+    session: Session, nonce: str, credential: HolderCredential, verifier: Verifier, at: datetime
+) -> None:
+    """Consumes the caller's presentation challenge for the credential's profession (not
+    committed); a nonce not issued to the caller, used, expired or for another profession
+    is refused (a replay, or a presentation made for another verifier)."""
+    challenge = consume_nonce(
+        session, nonce, ChallengePurpose.PRESENTATION, client_id=verifier.client_id, now=at
+    )
+    if challenge is None or challenge.profession != credential.profession:
+        session.rollback()
+        _record_rejection(session, credential, verifier, at, InvalidPresentation.code)
+        raise InvalidPresentation(creds.PRESENTATION_DETAILS["nonce_not_issued"])
+
+
 def check_presentation(
     session: Session,
     *,
@@ -102,6 +125,9 @@ def check_presentation(
     chain = creds.decode_chain(credential.card_chain)
     if sd_jwt.rsa_public_jwk(chain[0].public_key()) != verified.issuer_claims["cnf"]["jwk"]:
         raise InvalidPresentation(creds.PRESENTATION_DETAILS["claims"])
+    if audience not in client_audiences(session, verifier.client_id):
+        _record_rejection(session, credential, verifier, at, InvalidPresentation.code)
+        raise InvalidPresentation(creds.PRESENTATION_DETAILS["audience_not_registered"])
     try:
         check_chain(session, chain, at, application)
     except VerificationError as error:
@@ -134,7 +160,8 @@ def check_presentation(
         at=at,
     )
     _record(session, credential, verifier, at, outcome, verification_id)
-    session.commit()
+    _consume_nonce(session, nonce, credential, verifier, at)
+    session.commit()  # the nonce and the access record, together
     return VerificationResult(
         verification_id, outcome, credential.profession, holder, licence, at, receipt
     )

@@ -23,12 +23,6 @@ from limits.strategies import MovingWindowRateLimiter
 
 from core.errors import TooManyRequests, Unavailable
 
-RATE_LIMIT_DEFAULTS = {
-    "HOLDER_RATE_LIMIT_CHALLENGES": "30 per minute",
-    "HOLDER_RATE_LIMIT_SESSIONS": "10 per minute",
-    "HOLDER_RATE_LIMIT_AUTHENTICATED": "120 per minute",
-    "HOLDER_RATE_LIMIT_STATUS_LISTS": "600 per minute",
-}
 _LIMITER_KEY = "holder_rate_limiter"
 
 
@@ -45,7 +39,7 @@ def rate_limited(config_key: str) -> Callable:
     def decorate(view: Callable) -> Callable:
         @wraps(view)
         def limited(*args: Any, **kwargs: Any) -> Any:
-            value = current_app.config.get(config_key) or RATE_LIMIT_DEFAULTS[config_key]
+            value = current_app.config[config_key]
             address = request.remote_addr or "unknown"
             limiter: MovingWindowRateLimiter = current_app.extensions[_LIMITER_KEY]
             try:
@@ -60,7 +54,6 @@ def rate_limited(config_key: str) -> Callable:
         return limited
 
     return decorate
-
 
 
 def init_app(app: Flask) -> None:

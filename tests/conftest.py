@@ -28,6 +28,7 @@ pytest_plugins = [
     "tests.fixtures.cards",
     "tests.fixtures.licensing",
     "tests.fixtures.verification",
+    "tests.fixtures.holder",
 ]
 
 

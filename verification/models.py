@@ -18,6 +18,7 @@ from core.db import Base, utcnow, value_enum
 class ChallengePurpose(enum.StrEnum):
     VERIFIER = "verifier"  # bound to an API client and a profession
     HOLDER = "holder"  # public holder sign-in challenge, bound to no client
+    PRESENTATION = "presentation"  # SD-JWT presentation nonce, bound to a client and profession
 
 
 class Challenge(Base):

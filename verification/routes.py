@@ -6,6 +6,7 @@ from apiflask import APIBlueprint
 from flask import current_app, jsonify, request
 
 from clients.auth import client_auth, current_client
+from clients.service import presentation_audience
 from core.db import get_session, utcnow
 from core.errors import UnsupportedMediaType
 from core.signing import get_keyring
@@ -51,20 +52,30 @@ _VERIFY_ERRORS = {
     summary="Issue a single-use challenge for one profession",
     description="The nonce carries 256 random bits, lives 5 minutes, and can be used only "
     "by the calling verifier, for the asked profession.",
-    responses={400: "invalid_request", 401: "unauthenticated", 403: "forbidden"},
+    responses={
+        400: "invalid_request",
+        401: "unauthenticated",
+        403: "forbidden (not a verifier; kind presentation: no registered audience)",
+        429: "rate_limited: CHALLENGE_MAX_OUTSTANDING unexpired, unused challenges",
+    },
 )
 def post_challenge(body):
     client = current_client()
+    session = get_session()
+    purpose, audience = ChallengePurpose.VERIFIER, current_app.config["SERVICE_AUDIENCE"]
+    if body["kind"] == "presentation":
+        purpose, audience = ChallengePurpose.PRESENTATION, presentation_audience(session, client.id)
     issued = create_challenge(
-        get_session(),
-        ChallengePurpose.VERIFIER,
+        session,
+        purpose,
         client_id=client.id,
         profession=body["profession"],
+        max_outstanding=int(current_app.config["CHALLENGE_MAX_OUTSTANDING"]),
     )
     return {
         "challenge_id": issued.challenge_id,
         "nonce": issued.nonce,
-        "audience": current_app.config["SERVICE_AUDIENCE"],
+        "audience": audience,
         "profession": issued.profession,
         "expires_at": rfc3339(issued.expires_at),
     }

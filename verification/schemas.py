@@ -12,6 +12,7 @@ from licensing.professions import PROFESSION_CODES
 #: malformed request (400); a token of this shape that fails later is 401/403/503.
 COMPACT_JWS_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$"
 OUTCOMES = ("licensed", "not_licensed", "suspended", "revoked")
+CHALLENGE_KINDS = ("verification", "presentation")
 
 
 class ChallengeIn(Schema):
@@ -19,6 +20,14 @@ class ChallengeIn(Schema):
         required=True,
         validate=OneOf(PROFESSION_CODES),
         metadata={"description": "The profession the verifier wants to check."},
+    )
+    kind = String(
+        load_default="verification",
+        validate=OneOf(CHALLENGE_KINDS),
+        metadata={
+            "description": "`verification` (a card assertion, the default) or `presentation` "
+            "(an SD-JWT VC presentation to this client's registered audience)."
+        },
     )
 
 

@@ -110,7 +110,7 @@ def test_example_uses_only_a_third_party_jose_library():
 
 
 def test_end_to_end_offline_and_online_then_revoked(
-    tmp_path, http, doctor_with_credential, verifier, regulator, audience
+    tmp_path, http, doctor_with_credential, regulator, audience, make_platform, online_check
 ):
     holder, credential = doctor_with_credential
 
@@ -124,16 +124,9 @@ def test_end_to_end_offline_and_online_then_revoked(
     assert result["verified"] and result["status"] == "valid" and result["profession"] == "doctor"
     assert result["disclosed"] == {"name": "鈴木 一郎", "registered_year": 2011}
 
-    # ... and online, with the same kind of presentation.
-    online = http.post(
-        "/v1/presentations",
-        json={
-            "presentation": _present(holder, credential, "online-nonce-1"),
-            "nonce": "online-nonce-1",
-            "audience": PLATFORM,
-        },
-        headers=verifier[1],
-    )
+    # ... and online, with the same kind of presentation, to a nonce the service issued.
+    platform = make_platform("Locum agency", PLATFORM)
+    online = online_check(platform, credential, holder)
     assert online.status_code == 200 and online.get_json()["outcome"] == "licensed"
 
     # The regulator revokes the licence.
@@ -154,15 +147,7 @@ def test_end_to_end_offline_and_online_then_revoked(
     assert result["verified"] and result["status"] == "invalid"
 
     # Online: the live status is revoked.
-    online = http.post(
-        "/v1/presentations",
-        json={
-            "presentation": _present(holder, credential, "online-nonce-2"),
-            "nonce": "online-nonce-2",
-            "audience": PLATFORM,
-        },
-        headers=verifier[1],
-    )
+    online = online_check(platform, credential, holder)
     assert online.status_code == 200, online.get_data(as_text=True)
     assert online.get_json()["outcome"] == "revoked"
 
