@@ -19,5 +19,3 @@ def prune_command() -> None:
     sessions = prune_sessions(session)
     credentials = creds.prune_credentials(session)
     click.echo(f"removed {sessions} sessions and {credentials} credential records")
-
-

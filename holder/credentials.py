@@ -21,11 +21,13 @@ verifier's own pairwise code), a receipt, and an access record for the holder.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
+import threading
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -35,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
-from core.errors import InvalidRequest, NotFound, ServiceError
+from core.errors import InvalidRequest, NotFound, ServiceError, TooManyRequests
 from core.signing import get_keyring
 from holder import sd_jwt
 from holder import status_list as sl
@@ -53,6 +55,10 @@ STATUS_LIST_FILL = 0.5  # open a new list when half full: random picks stay chea
 STATUS_LIST_TOKEN_LIFETIME = 600  # seconds; the token's exp
 STATUS_LIST_PATH = "/v1/status-lists/"
 _ALLOCATION_ATTEMPTS = 8
+_CARD_CACHE_KEY = "holder_card_status_cache"
+MAX_CACHED_CARDS = 50_000  # per process; a few hundred bytes each
+STATUS_LIST_CACHE_KEY = "holder_status_list_cache"
+_STATUS_LIST_BUILD = threading.Lock()
 KEY_BINDING_MAX_AGE = 300  # seconds: a presentation is checked within 5 minutes of its KB-JWT
 MAX_NONCE_CHARS = 512
 MAX_AUDIENCE_CHARS = 512
@@ -129,49 +135,98 @@ def decode_chain(encoded: Iterable[str]) -> list[x509.Certificate]:
     return [x509.load_der_x509_certificate(base64.b64decode(item)) for item in encoded]
 
 
-def card_status(
-    session: Session, chain: Sequence[x509.Certificate], now: datetime, app: Flask
-) -> int:
-    """The card's contribution to an entry: valid, invalid (revoked) or suspended."""
-    return card_statuses(session, [chain], now, app)[0]
+@dataclass(frozen=True)
+class _CachedCard:
+    """A card chain as the status rule reads it, parsed once per process (per link, leaf
+    first: the certificate's serial and its issuer's key; the leaf's notAfter), and its
+    last status: valid while the same CRLs are current, from ``computed_at`` until
+    ``valid_until`` (the first of their nextUpdates and the leaf's notAfter)."""
+
+    links: tuple[tuple[int, str], ...]
+    not_after: datetime
+    crls: tuple[str | None, ...] = ()
+    status: int | None = None
+    computed_at: datetime | None = None
+    valid_until: datetime | None = None
+
+
+def _parse_card(chain: Sequence[str]) -> _CachedCard:
+    from verification.trust import ca_key
+
+    certificates = decode_chain(chain)
+    links = tuple(
+        (cert.serial_number, ca_key(issuer))
+        for cert, issuer in zip(certificates[:-1], certificates[1:], strict=True)
+    )
+    return _CachedCard(links, certificates[0].not_valid_after_utc)
 
 
 def card_statuses(
-    session: Session, chains: Sequence[Sequence[x509.Certificate]], now: datetime, app: Flask
+    session: Session, chains: Sequence[Sequence[str]], now: datetime, app: Flask
 ) -> list[int]:
-    """``card_status`` for many chains with one CRL query in all.
+    """The card's contribution to a status list entry, for many stored (encoded) chains
+    with one CRL query in all: valid, invalid (revoked) or suspended.
 
     Same rule as the pipeline's step 4 (``verification.revocation.check_chain``), applied
     to the revocation sets of every issuer involved at once: a status list holds up to
     thousands of live entries, and one query per card would make it slow to serve.
     Revoked -> invalid; on hold, no CRL or a stale one -> suspended (unknown is not
-    valid, but not final either).
+    valid, but not final either). Each card's status is cached per process for the CRLs
+    it was computed with (identified by their SHA-256), so a card is parsed once and
+    re-evaluated only when one of its issuers' CRLs changes or reaches its nextUpdate.
     """
     from verification.revocation import _revocation_sets
-    from verification.trust import ca_key
 
-    links_per_chain = [list(zip(chain[:-1], chain[1:], strict=True)) for chain in chains]
-    keys_per_chain = [[ca_key(issuer) for _, issuer in links] for links in links_per_chain]
-    sets = _revocation_sets(session, sorted({k for keys in keys_per_chain for k in keys}), app)
+    cache: dict[bytes, _CachedCard] = app.extensions.setdefault(_CARD_CACHE_KEY, {})
+    if len(cache) > MAX_CACHED_CARDS:
+        cache.clear()  # many cards seen once: start over rather than grow without bound
+    keys = [hashlib.sha256("\n".join(chain).encode("ascii")).digest() for chain in chains]
+    cards = []
+    for key, chain in zip(keys, chains, strict=True):
+        card = cache.get(key)
+        if card is None:
+            card = cache[key] = _parse_card(chain)
+        cards.append(card)
+    issuers = sorted({issuer for card in cards for _, issuer in card.links})
+    sets = _revocation_sets(session, issuers, app)
     result = []
-    for chain, links, keys in zip(chains, links_per_chain, keys_per_chain, strict=True):
-        status = sl.STATUS_INVALID if chain[0].not_valid_after_utc <= now else sl.STATUS_VALID
-        for index, ((cert, _issuer), key) in enumerate(zip(links, keys, strict=True)):
-            revocations = sets.get(key)
-            if revocations is None:
-                if index == 0:
-                    status = max(status, sl.STATUS_SUSPENDED, key=_severity)
-                continue
-            if revocations.next_update <= now:
-                status = max(status, sl.STATUS_SUSPENDED, key=_severity)
-                continue
-            on_hold = revocations.entries.get(cert.serial_number)
-            if on_hold is None:
-                continue
-            held = on_hold and index == 0
-            status = max(status, sl.STATUS_SUSPENDED if held else sl.STATUS_INVALID, key=_severity)
-        result.append(status)
+    for key, card in zip(keys, cards, strict=True):
+        crls = tuple(sets[issuer].sha256 if issuer in sets else None for _, issuer in card.links)
+        fresh = (
+            card.status is not None
+            and card.crls == crls
+            and card.computed_at <= now < card.valid_until  # type: ignore[operator]
+        )
+        if not fresh:
+            status, valid_until = _card_status(card, sets, now)
+            card = cache[key] = replace(
+                card, crls=crls, status=status, computed_at=now, valid_until=valid_until
+            )
+        result.append(card.status)
     return result
+
+
+def _card_status(card: _CachedCard, sets: dict, now: datetime) -> tuple[int, datetime]:
+    """The rule for one card, and until when its answer holds for these CRLs."""
+    if card.not_after <= now:
+        return sl.STATUS_INVALID, datetime.max.replace(tzinfo=UTC)
+    status, valid_until = sl.STATUS_VALID, card.not_after
+    for index, (serial, issuer) in enumerate(card.links):
+        revocations = sets.get(issuer)
+        if revocations is None:
+            if index == 0:
+                status = max(status, sl.STATUS_SUSPENDED, key=_severity)
+            continue
+        if revocations.next_update <= now:
+            status = max(status, sl.STATUS_SUSPENDED, key=_severity)
+            continue
+        valid_until = min(valid_until, revocations.next_update)
+        on_hold = revocations.entries.get(serial)
+        if on_hold is None:
+            continue
+        held = on_hold and index == 0
+        status = max(status, sl.STATUS_SUSPENDED if held else sl.STATUS_INVALID, key=_severity)
+    return status, valid_until
 
 
 def _severity(status: int) -> int:
@@ -260,13 +315,7 @@ def build_status_list(
     states = licence_states(session, (c.licence_id for c in credentials))
     statuses = sl.StatusList(record.size)
     distinct = list(dict.fromkeys(tuple(c.card_chain) for c in credentials))
-    cards = dict(
-        zip(
-            distinct,
-            card_statuses(session, [decode_chain(c) for c in distinct], at, application),
-            strict=True,
-        )
-    )
+    cards = dict(zip(distinct, card_statuses(session, distinct, at, application), strict=True))
     for credential in credentials:
         card = cards[tuple(credential.card_chain)]
         statuses[credential.idx] = combine(states.get(credential.licence_id), card)
@@ -280,6 +329,44 @@ def build_status_list(
         issuer=issuer_id(application),
     )
     return get_keyring(application).sign(claims, sl.TOKEN_TYPE)
+
+
+@dataclass(frozen=True)
+class PublishedStatusList:
+    token: str
+    etag: str  # SHA-256 of the token, for conditional requests
+    built_at: datetime
+
+
+def published_status_list(
+    session: Session, list_id: str, now: datetime | None = None, app: Flask | None = None
+) -> PublishedStatusList:
+    """The Status List Token for ``list_id``, built at most once per ``STATUS_LIST_TTL``
+    per process: a public, pollable address must not cost a rebuild per request (each
+    rebuild reads every live credential of the list). Within the TTL a status change is
+    not yet visible, as relying parties caching for the token's ``ttl`` would not see it.
+    """
+    application = app or current_app
+    at = now or utcnow()
+    ttl = timedelta(seconds=int(application.config["STATUS_LIST_TTL"]))
+    cache: dict[str, PublishedStatusList] = application.extensions.setdefault(
+        STATUS_LIST_CACHE_KEY, {}
+    )
+
+    def cached() -> PublishedStatusList | None:
+        entry = cache.get(list_id)
+        return entry if entry is not None and entry.built_at <= at < entry.built_at + ttl else None
+
+    entry = cached()
+    if entry is not None:
+        return entry
+    with _STATUS_LIST_BUILD:  # concurrent misses wait for one build instead of each building
+        entry = cached()
+        if entry is None:
+            token = build_status_list(session, list_id, at, application)
+            etag = hashlib.sha256(token.encode("ascii")).hexdigest()[:32]
+            entry = cache[list_id] = PublishedStatusList(token, etag, at)
+    return entry
 
 
 # --- issuance -------------------------------------------------------------------------
@@ -316,6 +403,7 @@ def issue_credential(
     from verification.revocation import check_chain
 
     check_chain(session, chain, at, application)
+    _check_live_credentials(session, holder_code, profession, at, application)
     leaf = chain[0]
     expires_at = min(at + credential_lifetime(application), leaf.not_valid_after_utc)
     if expires_at <= at:
@@ -377,6 +465,28 @@ def issue_credential(
         claims, disclosable, private_key=keyring.active.private_key, kid=keyring.active.kid
     )
     return IssuedCredential(token, credential_id, expires_at)
+
+
+def _check_live_credentials(
+    session: Session, holder_code: str, profession: str, at: datetime, app: Flask
+) -> None:
+    """429 at ``HOLDER_MAX_LIVE_CREDENTIALS`` unexpired credentials for one holder and
+    profession: each takes a status list entry, and a holder needs only a few."""
+    cap = int(app.config["HOLDER_MAX_LIVE_CREDENTIALS"])
+    live = session.scalar(
+        select(func.count())
+        .select_from(HolderCredential)
+        .where(
+            HolderCredential.holder_code == holder_code,
+            HolderCredential.profession == profession,
+            HolderCredential.expires_at > at,
+        )
+    )
+    if (live or 0) >= cap:
+        raise TooManyRequests(
+            f"You already hold {cap} unexpired credentials for this profession; use one "
+            "of them, or ask again when one has expired."
+        )
 
 
 def prune_credentials(session: Session, *, older_than: timedelta = timedelta(days=1)) -> int:

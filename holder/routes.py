@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import Response, current_app
+from flask import Response, current_app, request
 
 from clients.auth import client_auth, current_client
 from core.db import get_session
@@ -147,21 +147,24 @@ def create_credential(body: dict[str, Any]):
 @holder_bp.get("/v1/status-lists/<string(maxlength=32):list_id>")
 @rate_limited("HOLDER_RATE_LIMIT_STATUS_LISTS")
 @holder_bp.doc(
-    summary="A Token Status List (statuslist+jwt), as of this request",
+    summary="A Token Status List (statuslist+jwt), rebuilt at most once per STATUS_LIST_TTL",
+    description="Served with an ETag: a request with If-None-Match naming it gets 304.",
     responses={
         200: {
             "description": "Status List Token",
             "content": {sl.MEDIA_TYPE: {"schema": {"type": "string"}}},
         },
+        304: "Not modified: the If-None-Match ETag is current",
         404: "not_found: no such status list",
         429: _RATE_LIMITED,
     },
 )
 def get_status_list(list_id: str):
-    token = creds.build_status_list(get_session(), list_id)
-    response = Response(token, status=200, mimetype=sl.MEDIA_TYPE)
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    published = creds.published_status_list(get_session(), list_id)
+    response = Response(published.token, status=200, mimetype=sl.MEDIA_TYPE)
+    response.set_etag(published.etag)
+    response.headers["Cache-Control"] = "no-cache"  # revalidate: cheap with the ETag
+    return response.make_conditional(request)
 
 
 @holder_bp.post("/v1/presentations")

@@ -76,5 +76,3 @@ class PresentationOut(Schema):
     licence = Nested(PresentationLicence, required=True, allow_none=True)
     checked_at = String(required=True, metadata={"format": "date-time"})
     receipt = String(required=True)
-
-

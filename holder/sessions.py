@@ -48,7 +48,6 @@ _CLAIMS = frozenset({"iss", "aud", "sid", "iat", "exp"})
 HOLDER_PORTAL_SIGN_IN = Verifier(HOLDER_PORTAL_ID, "Holder sign-in with your card")
 
 
-
 @dataclass(frozen=True)
 class IssuedSession:
     session_token: str

@@ -14,12 +14,14 @@ from core import jws
 from core.signing import get_keyring
 from holder import sd_jwt
 from holder import status_list as sl
-from holder.credentials import VCT
+from holder.credentials import STATUS_LIST_CACHE_KEY, VCT
 from tests.fixtures.holder import bearer, post_presentation, present
 from tests.fixtures.verification import problem
 
 
 def status_of(http, credential: str, app) -> int:
+    """The credential's entry in a status list built now (past any cached one's TTL)."""
+    app.extensions.pop(STATUS_LIST_CACHE_KEY, None)
     payload = jws.parse_compact(sd_jwt.parse(credential).issuer_jwt).payload
     ref = payload["status"]["status_list"]
     path = ref["uri"].split("://", 1)[1].split("/", 1)[1]
