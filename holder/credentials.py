@@ -23,8 +23,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import threading
 import secrets
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
