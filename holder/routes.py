@@ -2,6 +2,7 @@
 
     POST /v1/holder/challenges      (public)            -> 201 {nonce, audience, expires_at}
     POST /v1/holder/sessions        (public) {assertion} -> 201 {session_token, expires_at}
+    DELETE /v1/holder/sessions      (holder session)    -> 204 (signed out)
     GET  /v1/holder/access-log      (holder session)    -> 200 {entries, next_cursor}
     POST /v1/holder/credentials     (holder session) {profession} -> 201 {credential}
     GET  /v1/status-lists/{id}      (public)            -> 200 application/statuslist+jwt
@@ -40,14 +41,23 @@ from holder.schemas import (
     SessionIn,
     SessionOut,
 )
-from holder.sessions import current_holder, holder_auth, new_holder_challenge, sign_in
+from holder.sessions import (
+    current_holder,
+    holder_auth,
+    new_holder_challenge,
+    sign_in,
+    sign_out,
+)
 from verification.pipeline import Verifier, rfc3339
 
 holder_bp = APIBlueprint("holder", __name__, tag="Holder")
 
 
 _RATE_LIMITED = "rate_limited: too many requests from this address"
-_HOLDER_AUTH = "unauthenticated: no valid holder session token (API client tokens are refused)"
+_HOLDER_AUTH = (
+    "unauthenticated: no valid holder session token (API client tokens are refused), or "
+    "the session's card is now on hold or revoked"
+)
 
 
 # --- routes ----------------------------------------------------------------------------
@@ -87,6 +97,19 @@ def create_holder_challenge():
 def create_holder_session(body: dict[str, Any]):
     issued = sign_in(get_session(), body["assertion"])
     return {"session_token": issued.session_token, "expires_at": rfc3339(issued.expires_at)}
+
+
+@holder_bp.delete("/v1/holder/sessions")
+@rate_limited("HOLDER_RATE_LIMIT_AUTHENTICATED")
+@holder_bp.auth_required(holder_auth)
+@holder_bp.output({}, status_code=204)
+@holder_bp.doc(
+    summary="Sign out: the session token stops working",
+    responses={401: _HOLDER_AUTH, 429: _RATE_LIMITED},
+)
+def delete_holder_session():
+    sign_out(get_session(), current_holder())
+    return "", 204
 
 
 @holder_bp.get("/v1/holder/access-log")

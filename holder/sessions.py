@@ -12,7 +12,10 @@ holder's access log (verifier "Holder sign-in with your card", outcome the error
 like a rejected verification: a stolen card shows up.
 
 ``holder_auth`` authenticates holder endpoints. API client tokens are not session
-tokens: they get 401 ``unauthenticated`` like any other wrong token.
+tokens: they get 401 ``unauthenticated`` like any other wrong token. A session works
+only while its card does: each use checks the card against the current CRLs (cached per
+CRL, ``holder.credentials.card_statuses``), so a card reported lost or revoked ends its
+sessions at once. ``DELETE /v1/holder/sessions`` signs out (deletes the session row).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from sqlalchemy.orm import Session
 
 from core import jws
 from core.db import get_session, utcnow
+from core.errors import Unauthenticated
 from core.signing import get_keyring
-from holder.credentials import HOLDER_PORTAL_ID, encode_chain
+from holder import status_list as sl
+from holder.credentials import HOLDER_PORTAL_ID, card_statuses, encode_chain
 from holder.errors import UnknownHolder
 from holder.models import HolderSession
 from verification.challenges import IssuedChallenge, create_challenge
@@ -137,7 +142,17 @@ def authenticate(
     record = session.get(HolderSession, claims["sid"])
     if record is None or record.expires_at <= at:
         return None
+    if card_statuses(session, [record.card_chain], at, application)[0] != sl.STATUS_VALID:
+        raise Unauthenticated(
+            "The session has ended: its card is on hold or revoked, or its revocation state "
+            "is unknown. Sign in again once the card can be used."
+        )
     return record
+
+
+def sign_out(session: Session, record: HolderSession) -> None:
+    session.delete(record)
+    session.commit()
 
 
 def prune_sessions(session: Session, *, older_than: timedelta = timedelta(days=1)) -> int:

@@ -723,3 +723,49 @@ def test_status_lists_are_rate_limited(app, http):
     app.config["HOLDER_RATE_LIMIT_STATUS_LISTS"] = "1 per minute"
     problem(http.get("/v1/status-lists/abc"), 404, "not_found")
     problem(http.get("/v1/status-lists/abc"), 429, "rate_limited")
+
+
+# --- session end ------------------------------------------------------------------------
+
+
+def test_sign_out_ends_the_session(http, licensed_holder, sign_in):
+    holder = licensed_holder()
+    token, other = sign_in(holder), sign_in(holder)
+    assert http.delete("/v1/holder/sessions", headers=bearer(token)).status_code == 204
+    problem(http.get("/v1/holder/access-log", headers=bearer(token)), 401, "unauthenticated")
+    problem(http.delete("/v1/holder/sessions", headers=bearer(token)), 401, "unauthenticated")
+    # Only that session: the holder's other session still works.
+    assert http.get("/v1/holder/access-log", headers=bearer(other)).status_code == 200
+    problem(http.delete("/v1/holder/sessions"), 401, "unauthenticated")
+
+
+@pytest.mark.parametrize("action", ["report_lost", "revoke"])
+def test_session_stops_when_its_card_is_on_hold_or_revoked(
+    http, licensed_holder, sign_in, card_authority, publish_crl, action
+):
+    holder, other = licensed_holder(), licensed_holder()
+    token, other_token = sign_in(holder), sign_in(other)
+    assert http.get("/v1/holder/access-log", headers=bearer(token)).status_code == 200
+    getattr(card_authority, action)(holder.card.serial)
+    publish_crl()
+    for call in (
+        lambda: http.get("/v1/holder/access-log", headers=bearer(token)),
+        lambda: http.post(
+            "/v1/holder/credentials", json={"profession": "doctor"}, headers=bearer(token)
+        ),
+    ):
+        assert "card is on hold or revoked" in problem(call(), 401, "unauthenticated")["detail"]
+    assert http.get("/v1/holder/access-log", headers=bearer(other_token)).status_code == 200
+
+
+def test_session_stops_when_the_crl_goes_stale(http, licensed_holder, sign_in, publish_crl):
+    holder = licensed_holder()
+    publish_crl(validity=timedelta(minutes=8))
+    token = sign_in(holder)
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=5)):
+        assert http.get("/v1/holder/access-log", headers=bearer(token)).status_code == 200
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=9)):  # session: 10 minutes
+        stale = problem(
+            http.get("/v1/holder/access-log", headers=bearer(token)), 401, "unauthenticated"
+        )
+        assert "revocation state is unknown" in stale["detail"]
