@@ -29,7 +29,7 @@ from holder import credentials as creds
 from holder import status_list as sl
 from holder.access_log import access_log
 from holder.presentations import check_presentation
-from holder.rate_limits import rate_limited
+from holder.rate_limits import count_holder_challenge, rate_limited
 from holder.schemas import (
     AccessLogOut,
     AccessLogQuery,
@@ -71,6 +71,7 @@ _HOLDER_AUTH = (
     responses={429: _RATE_LIMITED},
 )
 def create_holder_challenge():
+    count_holder_challenge()
     issued = new_holder_challenge(get_session())
     return {
         "nonce": issued.nonce,

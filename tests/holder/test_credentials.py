@@ -161,7 +161,7 @@ def test_prune_command(app, licensed_holder):
     holder = licensed_holder()
     issued = _issue(app, holder)
     with time_machine.travel(issued.expires_at + timedelta(days=2)):
-        result = app.test_cli_runner().invoke(args=["holder", "prune"])
+        result = app.test_cli_runner().invoke(args=["housekeeping", "prune"])
     assert result.exit_code == 0, result.output
     assert "1 credential records" in result.output
 
