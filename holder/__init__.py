@@ -3,7 +3,13 @@ access log, credentials (SD-JWT VC), status lists and online presentations."""
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
+
+from core.config import HOLDER_DEFAULTS
+
+log = logging.getLogger("licence_service.holder")
 
 
 def init_app(app: Flask) -> None:
@@ -16,3 +22,11 @@ def init_app(app: Flask) -> None:
     housekeeping.init_app(app)
     app.register_blueprint(holder_bp)
     app.cli.add_command(housekeeping_cli)
+    if app.config["PUBLIC_BASE_URL"] == HOLDER_DEFAULTS["PUBLIC_BASE_URL"] and not (
+        app.debug or app.testing
+    ):
+        log.warning(
+            "PUBLIC_BASE_URL is not set: credentials will name status lists under "
+            "%s, which relying parties cannot reach; set it to this service's public URL",
+            HOLDER_DEFAULTS["PUBLIC_BASE_URL"],
+        )

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from flask import Flask, current_app
@@ -111,13 +112,18 @@ def status_list_uri(list_id: str, app: Flask | None = None) -> str:
     return f"{public_base_url(app)}{STATUS_LIST_PATH}{list_id}"
 
 
-def list_id_from_uri(uri: str, app: Flask | None = None) -> str | None:
-    """The list id when ``uri`` is one of our status list URIs, else None."""
-    prefix = f"{public_base_url(app)}{STATUS_LIST_PATH}"
-    if not uri.startswith(prefix):
+def list_id_from_uri(uri: Any) -> str | None:
+    """The list id of a status list URI we issued, whatever ``PUBLIC_BASE_URL`` was then
+    (it may have changed since: credentials are matched by list id, not by URL prefix;
+    the issuer signature over the credential vouches for the URI)."""
+    if not isinstance(uri, str):
         return None
-    list_id = uri[len(prefix) :]
-    if not list_id or not list_id.isalnum() or not list_id.isascii() or len(list_id) > 32:
+    try:
+        path = urlsplit(uri).path
+    except ValueError:
+        return None
+    _, found, list_id = path.rpartition(STATUS_LIST_PATH)
+    if not found or not list_id.isascii() or not list_id.isalnum() or len(list_id) > 32:
         return None
     return list_id
 
@@ -535,13 +541,11 @@ def verify_presentation(
     )
 
 
-def find_credential(
-    session: Session, issuer_claims: dict[str, Any], app: Flask
-) -> HolderCredential | None:
+def find_credential(session: Session, issuer_claims: dict[str, Any]) -> HolderCredential | None:
     """The credential record for verified issuer claims (via its status list entry)."""
     try:
         ref = issuer_claims["status"]["status_list"]
-        list_id = list_id_from_uri(ref["uri"], app)
+        list_id = list_id_from_uri(ref["uri"])
         idx = ref["idx"]
     except (KeyError, TypeError):
         return None

@@ -114,12 +114,12 @@ def check_presentation(
         )
     except sd_jwt.SdJwtError as error:
         if error.issuer_claims is not None:
-            credential = creds.find_credential(session, error.issuer_claims, application)
+            credential = creds.find_credential(session, error.issuer_claims)
             if credential is not None:
                 _record_rejection(session, credential, verifier, at, InvalidPresentation.code)
         raise creds.presentation_error(error) from None
 
-    credential = creds.find_credential(session, verified.issuer_claims, application)
+    credential = creds.find_credential(session, verified.issuer_claims)
     if credential is None:
         raise InvalidPresentation(creds.PRESENTATION_DETAILS["unknown_credential"])
     chain = creds.decode_chain(credential.card_chain)

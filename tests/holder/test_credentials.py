@@ -78,11 +78,48 @@ def test_status_list_uris_round_trip(app):
     app.config["PUBLIC_BASE_URL"] = "https://licences.example/"
     with app.app_context():
         uri = creds.status_list_uri("0123abcd")
-        assert uri == "https://licences.example/v1/status-lists/0123abcd"
-        assert creds.list_id_from_uri(uri) == "0123abcd"
-        assert creds.list_id_from_uri("https://evil.example/v1/status-lists/0123abcd") is None
-        assert creds.list_id_from_uri(uri + "/../x") is None
-        assert creds.list_id_from_uri("https://licences.example/v1/status-lists/") is None
+    assert uri == "https://licences.example/v1/status-lists/0123abcd"
+    # Matched by list id, whatever base URL the credential was issued under.
+    assert creds.list_id_from_uri(uri) == "0123abcd"
+    assert creds.list_id_from_uri("http://127.0.0.1:8000/v1/status-lists/0123abcd") == "0123abcd"
+    for junk in (
+        uri + "/../x",
+        "https://licences.example/v1/status-lists/",
+        "https://licences.example/v1/other/0123abcd",
+        "https://licences.example/v1/status-lists/" + "a" * 33,
+        "https://licences.example/v1/status-lists/０１２３",
+        "https://licences.example/v1/status-lists/01%00",
+        "http://[::1/v1/status-lists/0123abcd",
+        None,
+        42,
+    ):
+        assert creds.list_id_from_uri(junk) is None, junk
+
+
+def test_credentials_survive_a_change_of_public_base_url(
+    app, http, licensed_holder, get_credential, platform, online_check
+):
+    holder = licensed_holder()
+    credential = get_credential(holder)
+    app.config["PUBLIC_BASE_URL"] = "https://licences.example"
+    response = online_check(platform, credential, holder)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["outcome"] == "licensed"
+
+
+def test_start_up_warns_when_public_base_url_is_unset(database_url, tmp_path, caplog, monkeypatch):
+    from app import create_app
+
+    monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    overrides = {"INSTANCE_PATH": str(tmp_path), "DATABASE_URL": database_url}
+    with caplog.at_level("WARNING", logger="licence_service.holder"):
+        create_app(overrides).extensions["db"].engine.dispose()
+    assert "PUBLIC_BASE_URL is not set" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="licence_service.holder"):
+        for config in ({"TESTING": True}, {"PUBLIC_BASE_URL": "https://licences.example"}):
+            create_app(overrides | config).extensions["db"].engine.dispose()
+    assert "PUBLIC_BASE_URL" not in caplog.text
 
 
 def test_credential_lifetime_is_capped_at_24_hours(app):
