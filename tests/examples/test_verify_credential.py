@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from holder import sd_jwt
+from holder.credentials import STATUS_LIST_CACHE_KEY
+from tests.fixtures.holder import key_binding_jwt, present_sd_jwt
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "verify_credential.py"
@@ -86,7 +88,7 @@ def _published(http, credential: str) -> tuple[dict, str]:
 
 
 def _present(holder, credential, nonce, disclose=("name", "registered_year"), audience=PLATFORM):
-    return sd_jwt.present(
+    return present_sd_jwt(
         credential,
         holder.card.private_key,
         disclose=disclose,
@@ -110,7 +112,7 @@ def test_example_uses_only_a_third_party_jose_library():
 
 
 def test_end_to_end_offline_and_online_then_revoked(
-    tmp_path, http, doctor_with_credential, regulator, audience, make_platform, online_check
+    app, tmp_path, http, doctor_with_credential, regulator, audience, make_platform, online_check
 ):
     holder, credential = doctor_with_credential
 
@@ -137,7 +139,8 @@ def test_end_to_end_offline_and_online_then_revoked(
     )
     assert revoked.status_code == 200
 
-    # Offline: the next status list says invalid.
+    # Offline: the next status list (once the served one's TTL is over) says invalid.
+    app.extensions.pop(STATUS_LIST_CACHE_KEY, None)
     jwks, status_list = _published(http, credential)
     presentation = _present(holder, credential, "offline-nonce-2")
     code, result = _run(
@@ -199,7 +202,7 @@ def test_example_rejects(tmp_path, http, doctor_with_credential, audience, case)
         parsed = sd_jwt.parse(_present(holder, credential, "n-1", disclose=["registered_year"]))
         extra = sd_jwt.make_disclosure("name", "Dr. Impostor").encoded
         chosen = parsed.sd_jwt + extra + "~"
-        presentation = chosen + sd_jwt.key_binding_jwt(
+        presentation = chosen + key_binding_jwt(
             chosen,
             holder.card.private_key,
             nonce="n-1",

@@ -15,7 +15,7 @@ from core.signing import get_keyring
 from holder import sd_jwt
 from holder import status_list as sl
 from holder.credentials import STATUS_LIST_CACHE_KEY, VCT
-from tests.fixtures.holder import bearer, post_presentation, present
+from tests.fixtures.holder import bearer, post_presentation, present, verify_status_list_token
 from tests.fixtures.verification import problem
 
 
@@ -30,7 +30,7 @@ def status_of(http, credential: str, app) -> int:
     assert response.mimetype == "application/statuslist+jwt"
     with app.app_context():
         keyring = get_keyring(app)
-        token = sl.verify_status_list_token(
+        token = verify_status_list_token(
             response.get_data(as_text=True),
             public_key_for_kid=lambda kid: (
                 keyring.key(kid).public_key if keyring.key(kid) else None
