@@ -7,13 +7,11 @@
     POST /v1/holder/credentials     (holder session) {profession} -> 201 {credential}
     GET  /v1/status-lists/{id}      (public)            -> 200 application/statuslist+jwt
     POST /v1/presentations          (verifier) {presentation, nonce, audience} -> 200
+                                    (nonce from POST /v1/challenges, kind presentation)
 
 Every endpoint here except the verifier's (authenticated by client token) is rate
-limited per client address (``holder.rate_limits``).
-
-Other settings (config or environment): ``PUBLIC_BASE_URL`` (absolute base of the status
-list URIs in credentials, default ``http://127.0.0.1:8000``), ``STATUS_LIST_TTL``
-(seconds, default 60), ``HOLDER_CREDENTIAL_LIFETIME`` (seconds, at most 24 hours).
+limited per client address (``holder.rate_limits``). Settings and their defaults:
+``core/config.py`` (``HOLDER_DEFAULTS``).
 """
 
 from __future__ import annotations
@@ -199,8 +197,8 @@ def get_status_list(list_id: str):
     summary="Check a holder's SD-JWT VC presentation online: live status, like a verification",
     responses={
         400: "invalid_request: missing fields, not an SD-JWT",
-        401: "unauthenticated or invalid_presentation (signature, key binding, nonce, "
-        "audience, expiry, disclosures)",
+        401: "unauthenticated or invalid_presentation (signature, key binding, nonce not "
+        "issued to this client or used, audience not this client's, expiry, disclosures)",
         403: "forbidden (not a verifier), card_suspended or card_revoked",
         503: "revocation_unavailable",
     },
