@@ -15,7 +15,13 @@ from core.signing import get_keyring
 from holder import sd_jwt
 from holder import status_list as sl
 from holder.credentials import STATUS_LIST_CACHE_KEY, VCT
-from tests.fixtures.holder import bearer, post_presentation, present, verify_status_list_token
+from tests.fixtures.holder import (
+    PLATFORM_AUDIENCE,
+    bearer,
+    post_presentation,
+    present,
+    verify_status_list_token,
+)
 from tests.fixtures.verification import problem
 
 
@@ -769,3 +775,25 @@ def test_session_stops_when_the_crl_goes_stale(http, licensed_holder, sign_in, p
             http.get("/v1/holder/access-log", headers=bearer(token)), 401, "unauthenticated"
         )
         assert "revocation state is unknown" in stale["detail"]
+
+
+@pytest.mark.parametrize(
+    "nonce, kb_audience",
+    [
+        ("x" * 5000, PLATFORM_AUDIENCE),
+        ("n\x00nce", PLATFORM_AUDIENCE),
+        (12345678901234567890, PLATFORM_AUDIENCE),
+        (None, PLATFORM_AUDIENCE),
+        ("nonce", "a" * 5000),
+        ("nonce", {"nested": [[["deep"]]]}),
+        ("", PLATFORM_AUDIENCE),
+    ],
+)
+def test_hostile_presentation_fields_are_client_errors(
+    http, licensed_holder, get_credential, platform, nonce, kb_audience
+):
+    holder = licensed_holder()
+    presentation = present(get_credential(holder), holder, nonce="n", audience=PLATFORM_AUDIENCE)
+    response = post_presentation(http, platform[1], presentation, nonce, kb_audience)
+    assert response.status_code in (400, 401), response.get_data(as_text=True)
+    assert response.get_json()["code"] in ("invalid_request", "invalid_presentation")
