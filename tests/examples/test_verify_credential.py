@@ -16,7 +16,7 @@ import pytest
 
 from holder import sd_jwt
 from holder.credentials import STATUS_LIST_CACHE_KEY
-from tests.fixtures.holder import key_binding_jwt, present_sd_jwt
+from tests.fixtures.holder import key_binding_jwt, present
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "verify_credential.py"
@@ -88,14 +88,7 @@ def _published(http, credential: str) -> tuple[dict, str]:
 
 
 def _present(holder, credential, nonce, disclose=("name", "registered_year"), audience=PLATFORM):
-    return present_sd_jwt(
-        credential,
-        holder.card.private_key,
-        disclose=disclose,
-        nonce=nonce,
-        audience=audience,
-        issued_at=int(datetime.now(UTC).timestamp()),
-    )
+    return present(credential, holder, nonce=nonce, audience=audience, disclose=disclose)
 
 
 def test_example_uses_only_a_third_party_jose_library():

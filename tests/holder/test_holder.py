@@ -625,22 +625,14 @@ def test_presentation_for_another_nonce_or_audience_is_rejected(
 
 
 def test_expired_credential_is_rejected(
-    http, licensed_holder, get_credential, platform, presentation_challenge, publish_crl
+    licensed_holder, get_credential, platform, online_check, publish_crl
 ):
     holder = licensed_holder()
     credential = get_credential(holder)
     later = datetime.now(UTC) + timedelta(hours=25)
     with time_machine.travel(later):
         publish_crl()
-        issued = presentation_challenge(platform[1])
-        presentation = present(
-            credential, holder, nonce=issued["nonce"], audience=issued["audience"], at=later
-        )
-        problem(
-            post_presentation(http, platform[1], presentation, issued["nonce"], issued["audience"]),
-            401,
-            "invalid_presentation",
-        )
+        problem(online_check(platform, credential, holder, at=later), 401, "invalid_presentation")
 
 
 def test_tampered_presentation_is_rejected(
