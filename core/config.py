@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_AUDIENCE = "urn:licence-verification:local"
+#: Status list URIs use this base while PUBLIC_BASE_URL is unset (start-up warns outside
+#: development: relying parties elsewhere cannot reach it).
+PUBLIC_BASE_URL_FALLBACK = "http://127.0.0.1:8000"
 
 # Optional settings: taken from the environment when set there, else each consumer's
 # documented default applies (None here).
 OPTIONAL_SETTINGS = (
+    "PUBLIC_BASE_URL",  # absolute base of status list URIs (never the request's Host)
     "RATE_LIMIT_STORAGE_URI",  # limits storage: memory:// (per process), redis://host:port
     "TRUSTED_PROXIES",  # reverse proxies in front whose X-Forwarded-For is trusted (0)
     "SIGNING_RETIRED_KEYS_DIR",  # public parts of rotated signing keys
@@ -21,9 +25,6 @@ OPTIONAL_SETTINGS = (
 # Holder, presentation and housekeeping settings with their defaults (an environment
 # value, always a string, wins; consumers convert it).
 HOLDER_DEFAULTS: dict[str, Any] = {
-    # Absolute base of status list URIs (never the request's Host); start-up warns when
-    # this loopback default is used outside development.
-    "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
     "STATUS_LIST_TTL": 60,  # seconds a status list is cached, here and by relying parties
     "HOLDER_CREDENTIAL_LIFETIME": 24 * 3600,  # seconds, at most 24 hours
     "HOLDER_MAX_LIVE_CREDENTIALS": 5,  # unexpired credentials per holder and profession

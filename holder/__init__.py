@@ -7,7 +7,7 @@ import logging
 
 from flask import Flask
 
-from core.config import HOLDER_DEFAULTS
+from core.config import PUBLIC_BASE_URL_FALLBACK
 
 log = logging.getLogger("licence_service.holder")
 
@@ -22,11 +22,9 @@ def init_app(app: Flask) -> None:
     housekeeping.init_app(app)
     app.register_blueprint(holder_bp)
     app.cli.add_command(housekeeping_cli)
-    if app.config["PUBLIC_BASE_URL"] == HOLDER_DEFAULTS["PUBLIC_BASE_URL"] and not (
-        app.debug or app.testing
-    ):
+    if not app.config.get("PUBLIC_BASE_URL") and not (app.debug or app.testing):
         log.warning(
             "PUBLIC_BASE_URL is not set: credentials will name status lists under "
             "%s, which relying parties cannot reach; set it to this service's public URL",
-            HOLDER_DEFAULTS["PUBLIC_BASE_URL"],
+            PUBLIC_BASE_URL_FALLBACK,
         )

@@ -37,6 +37,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.config import PUBLIC_BASE_URL_FALLBACK
 from core.db import utcnow
 from core.errors import InvalidRequest, NotFound, ServiceError, TooManyRequests
 from core.signing import get_keyring
@@ -100,7 +101,8 @@ def public_base_url(app: Flask | None = None) -> str:
 
     ``PUBLIC_BASE_URL`` (see core/config.py); never taken from the request's Host.
     """
-    return (app or current_app).config["PUBLIC_BASE_URL"].rstrip("/")
+    configured = (app or current_app).config.get("PUBLIC_BASE_URL")
+    return (configured or PUBLIC_BASE_URL_FALLBACK).rstrip("/")
 
 
 def credential_lifetime(app: Flask | None = None) -> timedelta:

@@ -89,5 +89,5 @@ def test_optional_settings_come_from_the_environment_in_one_place(tmp_path, monk
     settings = settings_from_env({"HOLDER_RATE_LIMIT_SESSIONS": "1 per minute"})
     assert set(OPTIONAL_SETTINGS) <= set(settings)
     assert settings["PUBLIC_BASE_URL"] == "https://licences.example"
-    assert settings["STATUS_LIST_TTL"] == 60  # the default from the one defaults table
+    assert settings["STATUS_LIST_TTL"] == 60
     assert settings["HOLDER_RATE_LIMIT_SESSIONS"] == "1 per minute"
