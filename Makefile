@@ -20,10 +20,15 @@ $(INSTALLED): pyproject.toml requirements.lock
 install: $(INSTALLED)
 
 ## Set up, migrate, seed the demo population on first run, and serve on 127.0.0.1:8000.
+## The demo card authority's CRL is renewed at start-up when stale or near its nextUpdate,
+## and kept fresh while serving by a watcher that ends with this target.
 run: $(INSTALLED)
 	$(FLASK) db upgrade
 	$(FLASK) seed demo --if-empty --base-url http://$(HOST):$(PORT)
-	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - "app:app"
+	$(FLASK) card-authority refresh-crl
+	$(FLASK) card-authority refresh-crl --watch & watcher=$$!; \
+	trap 'kill $$watcher 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/gunicorn -c python:core.gunicorn_config --bind $(HOST):$(PORT) "app:app"
 
 ## Run the test suite (SQLite; set TEST_DATABASE_URL for PostgreSQL).
 test: $(INSTALLED)
@@ -37,7 +42,7 @@ lint: $(INSTALLED)
 
 ## Schema drift check: the models and the migrations must agree (both stores).
 check: $(INSTALLED)
-	$(BIN)/python -m core.schema_check
+	$(BIN)/python -m tests.quality.schema_check
 
 ## Scripted walkthrough against the running service (make run in another terminal).
 demo: $(INSTALLED)

@@ -3,9 +3,10 @@
 A verification has essential work no implementation can skip: decoding the body and the
 JWS, loading the x5c certificates, path validation (cryptography's verifier, called as
 the pipeline calls it), the RS256 signature check, the SQL statements of a verification
-(client, CRL state, card holder, licences, the consuming UPDATE, the access record and
-the COMMIT), the two agency codes and the ES256 receipt. This does exactly that work and
-nothing else: no Flask, no ORM session, no python-jose, no input validation, no logging.
+(client, CRL state, card holder, licences, the consuming UPDATE, the access record, the
+challenge's answer and the COMMIT), the two agency codes and the ES256 receipt. This does
+exactly that work and nothing else: no Flask, no ORM session, no python-jose, no input
+validation, no logging.
 The SQL is captured from a real verification of the same app and replayed on raw DBAPI
 connections with fresh values (each replay consumes a real challenge; that is checked).
 

@@ -130,6 +130,18 @@ def import_csv(env: dict[str, str], path: Path) -> tuple[int, float]:
     return rows, time.perf_counter() - started
 
 
+def start_import(env: dict[str, str], path: Path, log_path: Path) -> subprocess.Popen:
+    """Starts ``flask licences import`` in the background (for the during-import run)."""
+    with log_path.open("w") as log_file:
+        return subprocess.Popen(  # noqa: S603
+            [str(BIN / "flask"), "--app", "app", "licences", "import", str(path), "--json"],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def prepare(
     env: dict[str, str], workdir: Path, *, holders: int, licences: int, log
 ) -> tuple[Prepared, dict]:

@@ -18,7 +18,10 @@ For each backend (SQLite, then a fresh PostgreSQL database) in a fresh instance 
    multiples of ``GET /healthz`` in the same process; the throughput target allows
    1/ratio (4x on SQLite);
 5. on SQLite and PostgreSQL (``--scale-on``): grow the register to 1,000,000 licences
-   with the bulk import (rows/s) and measure verifications again: the 1M/10k cost ratio.
+   with the bulk import (rows/s) and measure verifications again: the 1M/10k cost ratio;
+6. during an import (``--import-rows``, 200,000 by default): verifications back to back
+   while ``flask licences import`` runs against the served database; every one must
+   succeed and their p99 stay under 5x the idle p99.
 
 Prints one table and writes ``bench/results/bench-<UTC time>.json``. Exit status 1 when
 a target is missed (``--no-fail`` to always exit 0).
@@ -52,6 +55,7 @@ PG_BASE_URL = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get(
 TARGET_RATIO = {"sqlite": 0.25, "postgresql": 0.18}
 TARGET_P99_OVER_P50 = 4.0
 TARGET_SCALE_RATIO = 1.15
+TARGET_IMPORT_P99_OVER_IDLE = 5.0
 
 
 def log(message: str = "") -> None:
@@ -252,6 +256,52 @@ class Bench:
             }
         return summary
 
+    def during_import(
+        self,
+        server: Server,
+        prepared: prep.Prepared,
+        env: dict[str, str],
+        workdir: Path,
+        rows: int,
+        rate: float,
+    ) -> dict:
+        """Verification runs back to back while ``rows`` licences are imported."""
+        path = workdir / "licences-during.csv"
+        prepared.population.write_csv(path, prepared.population.rows(rows))
+        duration = min(self.args.duration, 5.0)
+        count = max(600, int(rate * duration * 1.6))
+        prep.check_one(server.url, prepared)
+        started = time.perf_counter()
+        process = prep.start_import(env, path, workdir / "import-during.log")
+        runs: list[LoadResult] = []
+        try:
+            while process.poll() is None:
+                runs.append(self.pool_run(server, prepared, workdir, count, duration))
+        finally:
+            process.wait()
+            path.unlink()
+        seconds = time.perf_counter() - started
+        output = (workdir / "import-during.log").read_text(errors="replace").strip()
+        summary = json.loads(output.splitlines()[-1]) if process.returncode == 0 else {}
+        statuses: dict[str, int] = {}
+        for run in runs:
+            for key, n in run.statuses.items():
+                statuses[key] = statuses.get(key, 0) + n
+        requests = sum(r.requests for r in runs)
+        return {
+            "import_rows": rows,
+            "import_exit_status": process.returncode,
+            "import_imported": summary.get("imported"),
+            "import_s": round(seconds, 1),
+            "verifications": requests,
+            "failed": requests - sum(r.ok for r in runs) + sum(r.socket_errors for r in runs),
+            "statuses": statuses,
+            "p50_ms": statistics.median([r.p50_ms for r in runs]) if runs else None,
+            "p99_ms": max((r.p99_ms for r in runs), default=None),
+            "exhausted": any(r.exhausted for r in runs),
+            "runs": [r.as_dict() for r in runs],
+        }
+
 
 def clone_instance(workdir: Path, twin: Path) -> None:
     """Copies the instance folder (SQLite files, card authority, keys, identity store)."""
@@ -429,6 +479,24 @@ def run_backend(backend: str, args: argparse.Namespace, load: LoadGenerator) -> 
                 scale_p50_ratio=round(big["p50_ms"] / base_side["p50_ms"], 4),
                 scale_round_cost_ratios=compared["round_cost_ratios"],
             )
+        if args.import_rows > 0:
+            # Last: the import grows the served register (the 10k side above stays 10k).
+            during = bench.during_import(
+                server, prepared, env, workdir, args.import_rows, verify.rps or 100.0
+            )
+            during["idle_p99_ms"] = verify.p99_ms
+            during["p99_over_idle"] = (
+                round(during["p99_ms"] / verify.p99_ms, 2)
+                if during["p99_ms"] and verify.p99_ms
+                else None
+            )
+            result["during_import"] = during
+            log(
+                f"during a {args.import_rows:,}-row import ({during['import_s']} s): "
+                f"{during['verifications']:,} verifications, {during['failed']} failed, "
+                f"p99 {during['p99_ms']} ms ({during['p99_over_idle']}x idle p99 "
+                f"{verify.p99_ms:.2f} ms); statuses {during['statuses']}"
+            )
     finally:
         if server is not None:
             server.stop()
@@ -498,6 +566,26 @@ def evaluate(results: list[dict]) -> list[tuple[str, bool, str]]:
                         f"statuses {data['statuses']}",
                     )
                 )
+        if "during_import" in r:
+            d = r["during_import"]
+            checks.append(
+                (
+                    f"{backend}: no verification failed during a {d['import_rows']:,}-row import",
+                    d["failed"] == 0 and d["verifications"] > 0 and d["import_exit_status"] == 0,
+                    f"{d['failed']} of {d['verifications']} failed, statuses {d['statuses']}, "
+                    f"import exit status {d['import_exit_status']}",
+                )
+            )
+            checks.append(
+                (
+                    f"{backend}: verification p99 during the import < "
+                    f"{TARGET_IMPORT_P99_OVER_IDLE:g}x idle p99",
+                    d["p99_over_idle"] is not None
+                    and d["p99_over_idle"] < TARGET_IMPORT_P99_OVER_IDLE,
+                    f"p99 {d['p99_ms']} ms vs idle {d['idle_p99_ms']:.2f} ms "
+                    f"({d['p99_over_idle']}x)",
+                )
+            )
     return checks
 
 
@@ -521,6 +609,12 @@ def main(argv: list[str] | None = None) -> int:
         dest="floor",
         action="store_false",
         help="skip the framework-free floor (bench/floor.py)",
+    )
+    parser.add_argument(
+        "--import-rows",
+        type=int,
+        default=200_000,
+        help="rows imported while verifications run (0: skip the during-import run)",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the workers")
     parser.add_argument("--profile-on", default="sqlite")
@@ -580,6 +674,13 @@ def main(argv: list[str] | None = None) -> int:
             log(
                 f"{'  @' + format(r['scaled_licences'], ','):<11} {s['rps']:>8.1f} "
                 f"{s['p50_ms']:>7.2f} {s['p99_ms']:>7.2f}   cost ratio {r['scale_cost_ratio']:.3f}"
+            )
+        if "during_import" in r:
+            d = r["during_import"]
+            log(
+                f"{'':<11} during a {d['import_rows']:,}-row import: {d['failed']} of "
+                f"{d['verifications']:,} verifications failed, p99 {d['p99_ms']} ms "
+                f"({d['p99_over_idle']}x idle)"
             )
         for key in ("import_large",):
             if r.get(key):

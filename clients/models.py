@@ -26,10 +26,21 @@ class ApiClient(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A regulator's professions, comma-separated; None: every profession.
+    professions: Mapped[str | None] = mapped_column(String(200), default=None)
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def profession_scope(self) -> tuple[str, ...]:
+        return scope_of(self.professions)
+
+
+def scope_of(professions: str | None) -> tuple[str, ...]:
+    """The professions a stored scope names (empty: unscoped, every profession)."""
+    return tuple(professions.split(",")) if professions else ()
 
 
 class ClientAudience(Base):

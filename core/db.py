@@ -8,27 +8,24 @@ branch (``licensing``, ``verification``) on top of the foundation revision.
 from __future__ import annotations
 
 import enum
-import importlib
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import click
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app, g
-from sqlalchemy import DateTime, Engine, Enum, MetaData, create_engine, event
+from flask.cli import AppGroup
+from sqlalchemy import URL, DateTime, Engine, Enum, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from core.permissions import create_private_file
+
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_MODULES = (
-    "clients.models",
-    "licensing.models",
-    "verification.models",
-    "holder.models",
-)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -80,32 +77,84 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def import_models() -> None:
-    """Register every domain's tables on ``Base.metadata`` (for Alembic)."""
-    for module in MODEL_MODULES:
-        importlib.import_module(module)
+class DatabaseUrlError(Exception):
+    """A database URL that cannot be used; the message names the cause in one line and
+    never repeats the URL (it may hold a password)."""
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL syncs the WAL on every commit: a consumed nonce (or any answered write)
+    # survives a power loss; NORMAL could lose the last commits and allow a replay.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.drivername.startswith("sqlite"):
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 10})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+def engine_url(url: str) -> URL:
+    """The parsed URL, with the installed PostgreSQL driver (psycopg 3) by default."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUrlError(
+            "not a database URL; expected sqlite:///path/file.sqlite3 or "
+            "postgresql://user@host:5432/name"
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    engine = create_engine(parsed, pool_size=5, max_overflow=5)
+    return parsed
+
+
+def check_url(url: str) -> None:
+    """Parses the URL and loads its driver; an SQLite file's folder must exist (it is
+    never created here: a typo in the path would silently start an empty database)."""
+    parsed = engine_url(url)
+    try:
+        dialect = parsed.get_dialect()
+        dialect.import_dbapi()
+    except NoSuchModuleError:
+        raise DatabaseUrlError(
+            f"unknown database driver {parsed.drivername!r}; use sqlite:/// or postgresql://"
+        ) from None
+    except ImportError:
+        raise DatabaseUrlError(
+            f"the driver for {parsed.drivername!r} is not installed; use postgresql://"
+        ) from None
+    if dialect.name == "sqlite" and parsed.database and parsed.database != ":memory:":
+        folder = Path(parsed.database).parent
+        if not folder.is_dir():
+            raise DatabaseUrlError(f"the folder {folder} does not exist; create it first")
+
+
+def check_reachable(url: str) -> None:
+    """Connects once; an unreachable server is a ``DatabaseUrlError`` naming the cause."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except DBAPIError as error:
+        lines = str(error.orig).strip().splitlines() or [type(error.orig).__name__]
+        raise DatabaseUrlError(f"cannot connect: {lines[0][:200]}") from None
+    finally:
+        engine.dispose()
+
+
+def make_engine(url: str) -> Engine:
+    check_url(url)
+    parsed = engine_url(url)
+    if parsed.get_dialect().name == "sqlite":
+        engine = create_engine(parsed, connect_args={"timeout": 10})
+        if parsed.database and parsed.database != ":memory:":
+            database_file = Path(parsed.database)
+            # On first use, not here: building the app touches no file.
+            event.listen(engine, "do_connect", lambda *_args: create_private_file(database_file))
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    engine = create_engine(
+        parsed, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 10}
+    )
     _ping_connections_after_idling(engine)
     return engine
 
@@ -154,11 +203,20 @@ class Database:
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
 
-def init_app(app: Flask) -> Database:
-    database = Database(app.config["DATABASE_URL"])
-    app.extensions["db"] = database
+db_cli = AppGroup("db", help="Licensing database schema (Alembic).")
+
+
+@db_cli.command("upgrade")
+def upgrade_command() -> None:
+    """Apply every migration (upgrade heads)."""
+    upgrade(current_app.config["DATABASE_URL"])
+    click.echo("database at heads")
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["db"] = Database(app.config["DATABASE_URL"])
     app.teardown_appcontext(_close_session)
-    return database
+    app.cli.add_command(db_cli)
 
 
 def get_db() -> Database:

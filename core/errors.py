@@ -11,12 +11,17 @@ from typing import ClassVar
 
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
-from flask import Response, json
-from sqlalchemy.exc import DBAPIError, OperationalError
+from flask import Response, json, request
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.wsgi import get_input_stream
 
 log = logging.getLogger("licence_service.errors")
 
 PROBLEM_JSON = "application/problem+json"
+#: How much of an oversized body is read (and discarded) before the 413 answer, so
+#: that the client, still uploading, gets to read the answer instead of a reset.
+DISCARD_LIMIT = 1024 * 1024
 
 
 class ServiceError(Exception):
@@ -101,11 +106,19 @@ _HTTP_STATUS_ERRORS: dict[int, type[ServiceError]] = {
 }
 
 
+def _problem(status: int, code: str, title: str, detail: str) -> dict:
+    return {"type": "about:blank", "title": title, "status": status, "code": code, "detail": detail}
+
+
+def problem_body(error: ServiceError) -> dict:
+    """The problem details an error is answered with, as data (kept for later reading)."""
+    return _problem(error.status, error.code, error.title, error.detail)
+
+
 def problem_response(
     status: int, code: str, title: str, detail: str, headers: dict | None = None, **extra
 ) -> Response:
-    body = {"type": "about:blank", "title": title, "status": status, "code": code}
-    body["detail"] = detail
+    body = _problem(status, code, title, detail)
     body.update(extra)
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
     for name, value in (headers or {}).items():
@@ -144,9 +157,35 @@ def _from_http_error(error: HTTPError) -> Response:
     return problem_response(cls.status, cls.code, cls.title, cls.default_detail, headers)
 
 
+def _discard_unread_body() -> None:
+    # Only werkzeug's 413 comes before the body is read; the stream is bounded by
+    # Content-Length (or terminated by the server for a chunked body).
+    stream = get_input_stream(request.environ)
+    remaining = DISCARD_LIMIT
+    while remaining > 0:
+        chunk = stream.read(min(64 * 1024, remaining))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+
+
 def register_error_handlers(app: APIFlask) -> None:
     app.error_processor(_from_http_error)
     app.register_error_handler(ServiceError, error_response)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_error: RequestEntityTooLarge) -> Response:
+        _discard_unread_body()
+        return error_response(PayloadTooLarge())
+
+    @app.errorhandler(DataError)
+    def _unstorable_value(_error: DataError) -> Response:
+        # A value the database refuses to store (a NUL character on PostgreSQL, a
+        # number out of its range): the client's mistake, not an outage.
+        log.info("value refused by the database")
+        return error_response(
+            InvalidRequest("A value in the request cannot be stored (e.g. a NUL character).")
+        )
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
@@ -158,8 +197,6 @@ def register_error_handlers(app: APIFlask) -> None:
     def _unexpected(error: Exception) -> Response:
         if isinstance(error, HTTPError):
             return _from_http_error(error)
-        from werkzeug.exceptions import HTTPException
-
         if isinstance(error, HTTPException):
             cls = _HTTP_STATUS_ERRORS.get(error.code or 500, ServiceError)
             return error_response(cls())

@@ -20,6 +20,10 @@ ReadinessCheck = Callable[[], str | None]
 health_bp = APIBlueprint("health", __name__, tag="Operations")
 
 
+def init_app(app: Flask) -> None:
+    app.register_blueprint(health_bp)
+
+
 def add_readiness_check(app: Flask, name: str, check: ReadinessCheck) -> None:
     app.extensions.setdefault("readiness_checks", {})[name] = check
 
@@ -40,7 +44,11 @@ def healthz():
 
 @health_bp.get("/readyz")
 @health_bp.doc(
-    summary="The database is reachable and every issuing CA has a fresh CRL",
+    summary="The database is reachable and every CA's CRL is fresh",
+    description="Ready when the database answers and every issuing CA of the card trust "
+    "bundle, and every CA that has published a CRL (roots included), has a CRL not past its "
+    "nextUpdate. Otherwise 503 with `checks` naming each failing check; the CRL check names "
+    "the CA (role, subject, key id) and what to do.",
     responses={200: "Ready", 503: "Not ready"},
 )
 def readyz():

@@ -14,13 +14,16 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from jose import jwk
 from jose import jws as jose_jws
 from jose.exceptions import JOSEError
+
+from core.strict_json import InvalidJson
+from core.strict_json import loads as strict_json_loads
 
 Algorithm = Literal["RS256", "ES256"]
 SUPPORTED_ALGORITHMS: frozenset[str] = frozenset({"RS256", "ES256"})
@@ -62,28 +65,12 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise JwsError("duplicate JSON member")
-        result[key] = value
-    return result
-
-
-def _reject_constant(_name: str) -> Any:
-    raise JwsError("non-standard JSON number")
-
-
 def strict_json(data: bytes) -> Any:
-    """UTF-8 JSON with unique member names and no NaN/Infinity (RFC 7515 section 4)."""
+    """UTF-8 JSON with unique member names, no NaN/Infinity (RFC 7515 section 4),
+    integers within 64 bits and bounded nesting (``core.strict_json``)."""
     try:
-        return json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
-        )
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return strict_json_loads(data)
+    except InvalidJson:
         raise JwsError("not strict JSON") from None
 
 
@@ -121,19 +108,54 @@ def sign(
     return jose_jws.sign(payload.encode("utf-8"), key, headers=headers, algorithm=algorithm)
 
 
-def verify_signature(token: str, public_key: Any, algorithms: Sequence[Algorithm]) -> bytes:
-    """Checks the signature with one public key object; returns the payload bytes.
+def verify_parsed(parsed: CompactJws, public_key: Any, algorithm: Algorithm) -> None:
+    """Checks the signature of an already parsed token with one public key object.
 
-    ``algorithms`` is the explicit allow-list; the key type must match it.
+    The header's ``alg`` must be ``algorithm`` (the caller's allow-list of one) and the
+    key type must match it; nothing is parsed again.
     """
-    allowed = list(algorithms)
-    if not allowed or not set(allowed) <= SUPPORTED_ALGORITHMS or len(set(allowed)) != 1:
-        raise ValueError("exactly one supported algorithm expected")
+    if algorithm not in SUPPORTED_ALGORITHMS:
+        raise ValueError("unsupported algorithm")
+    if parsed.header.get("alg") != algorithm:
+        raise JwsError("signature verification failed")
     try:
-        key = jwk.construct(public_key, allowed[0])
-        return jose_jws.verify(token, key, algorithms=allowed, verify=True)
+        key = jwk.construct(public_key, algorithm)
+        valid = key.verify(parsed.signing_input, parsed.signature)
     except (JOSEError, ValueError, TypeError):
         raise JwsError("signature verification failed") from None
+    if not valid:
+        raise JwsError("signature verification failed")
+
+
+#: The key type (and curve) a JWK must have for each algorithm we use.
+_JWK_SHAPE: dict[str, dict[str, str]] = {
+    "ES256": {"kty": "EC", "crv": "P-256"},
+    "RS256": {"kty": "RSA"},
+}
+_PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+def public_jwk(public_key: Any, algorithm: Algorithm) -> dict[str, str]:
+    """The public JWK (RFC 7517/7518) of a cryptography public key, written by python-jose:
+    ``kty`` and the key's members (``crv``, ``x``, ``y`` or ``n``, ``e``), no ``alg``."""
+    members = jwk.construct(public_key, algorithm).public_key().to_dict()
+    members.pop("alg", None)
+    return members
+
+
+def public_key_from_jwk(members: Any, algorithm: Algorithm) -> Any:
+    """The cryptography public key of a public JWK for ``algorithm``; ``JwsError`` for a
+    wrong key type or curve, private members, or values that are not a valid key."""
+    if algorithm not in SUPPORTED_ALGORITHMS:
+        raise ValueError("unsupported algorithm")
+    if not isinstance(members, dict) or _PRIVATE_JWK_MEMBERS & set(members):
+        raise JwsError("not a public JWK")
+    if any(members.get(name) != value for name, value in _JWK_SHAPE[algorithm].items()):
+        raise JwsError("not a JWK for this algorithm")
+    try:
+        return jwk.construct(members, algorithm).prepared_key
+    except (JOSEError, ValueError, TypeError, KeyError):
+        raise JwsError("not a valid public JWK") from None
 
 
 def verify_key_id_signed(
@@ -165,5 +187,5 @@ def verify_key_id_signed(
     public_key = key_for_kid(kid) if isinstance(kid, str) else None
     if public_key is None:
         raise JwsError("unknown key")
-    verify_signature(token, public_key, [algorithm])
+    verify_parsed(parsed, public_key, algorithm)
     return parsed

@@ -1,8 +1,10 @@
 """Structured JSON logs: one line per request, and nothing that looks like a My Number.
 
-The scrubbing filter is a backstop: code never logs a My Number on purpose, but any
-12-digit number that passes the check digit is replaced by ``[redacted]`` in the final
-line, whatever field it hides in.
+``scrub_my_numbers`` is the one scrubber, used by the service's log and gunicorn's access
+log (``core.gunicorn_config``). It is a backstop: code never logs a My Number on
+purpose, but any 12 digits that pass the check digit are replaced by ``[redacted]`` in
+the final line, whatever field they hide in: also written 1234-5678-9012 or with spaces,
+and in full-width digits (１２３４…).
 """
 
 from __future__ import annotations
@@ -13,15 +15,27 @@ import re
 import secrets
 import sys
 import time
+import unicodedata
 from datetime import UTC, datetime
 
 from flask import Flask, g, request
 
-from core.my_number import redact_my_numbers
+from core.my_number import MY_NUMBER_LIKE, is_valid_my_number
 
 LOGGER_NAME = "licence_service"
+REDACTED = "[redacted]"
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _redact_if_valid(match: re.Match[str]) -> str:
+    digits = "".join(c for c in unicodedata.normalize("NFKC", match.group()) if c.isdigit())
+    return REDACTED if is_valid_my_number(digits) else match.group()
+
+
+def scrub_my_numbers(text: str) -> str:
+    """``text`` with every My Number (plain, separated or full-width) redacted."""
+    return MY_NUMBER_LIKE.sub(_redact_if_valid, text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,7 +58,7 @@ class MyNumberScrubFilter(logging.Filter):
         self._formatter = formatter
 
     def filter(self, record: logging.LogRecord) -> bool:
-        line = redact_my_numbers(self._formatter.format(record))
+        line = scrub_my_numbers(self._formatter.format(record))
         record.msg, record.args = line, None
         for key in [k for k in vars(record) if k not in _STANDARD_ATTRS]:
             delattr(record, key)
@@ -74,7 +88,7 @@ class _ScrubbedPassthrough(logging.Formatter):
         return (
             record.getMessage()
             if getattr(record, "scrubbed", False)
-            else redact_my_numbers(super().format(record))
+            else scrub_my_numbers(super().format(record))
         )
 
 

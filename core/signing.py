@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,18 +38,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, current_app
 
-from core import jws
+from core import audit, jws
+from core.audit import console_operator
 from core.cli import ServiceGroup
-from core.db import utcnow
+from core.db import get_session, utcnow
+from core.files import write_atomic
+from core.text import clean_text
 
 ALGORITHM: jws.Algorithm = "ES256"
-_CURVE_BYTES = 32  # P-256 coordinates
 _EXTENSION_KEY = "signing_keyring"
 _LOCK = threading.Lock()
-#: How long a retired key stays published: the longest token lifetime (a 24-hour
-#: credential) plus an hour of margin for clocks and caches.
-DEFAULT_RETENTION = timedelta(hours=25)
-RETIRED_DIR_NAME = "retired-signing-keys"
 
 
 class SigningKeyError(Exception):
@@ -65,13 +62,7 @@ def jwk_thumbprint(public_jwk: Mapping[str, Any]) -> str:
 
 
 def _ec_public_jwk(public_key: ec.EllipticCurvePublicKey) -> dict[str, str]:
-    numbers = public_key.public_numbers()
-    return {
-        "kty": "EC",
-        "crv": "P-256",
-        "x": jws.b64url_encode(numbers.x.to_bytes(_CURVE_BYTES, "big")),
-        "y": jws.b64url_encode(numbers.y.to_bytes(_CURVE_BYTES, "big")),
-    }
+    return jws.public_jwk(public_key, ALGORITHM)
 
 
 @dataclass(frozen=True)
@@ -113,12 +104,8 @@ class VerificationKey:
     @classmethod
     def from_jwk(cls, public_jwk: Mapping[str, Any], publish_until: datetime) -> VerificationKey:
         try:
-            if public_jwk["kty"] != "EC" or public_jwk["crv"] != "P-256":
-                raise ValueError
-            x = int.from_bytes(jws.b64url_decode(public_jwk["x"]), "big")
-            y = int.from_bytes(jws.b64url_decode(public_jwk["y"]), "big")
-            public_key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
-        except (KeyError, TypeError, ValueError, jws.JwsError):
+            public_key = jws.public_key_from_jwk(dict(public_jwk), ALGORITHM)
+        except (TypeError, ValueError, jws.JwsError):
             raise SigningKeyError("a retired key record is not an EC P-256 public key") from None
         return cls(public_key, jwk_thumbprint(_ec_public_jwk(public_key)), publish_until)
 
@@ -185,34 +172,19 @@ class KeyRing:
         return parsed.payload
 
 
-def _write_new_key(path: Path) -> None:
-    """Creates the key file atomically; if another process won the race, keeps theirs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    private_key = ec.generate_private_key(ec.SECP256R1())
-    pem = private_key.private_bytes(
+def _new_private_key_pem() -> bytes:
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)  # fails if the file appeared meanwhile
-        except FileExistsError:
-            pass
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def load_or_create_key(path: str | os.PathLike[str]) -> SigningKey:
     key_path = Path(path)
     if not key_path.exists():
-        _write_new_key(key_path)
+        # Concurrent workers: the first file written wins, the others load it.
+        write_atomic(key_path, _new_private_key_pem(), mode=0o600, replace=False)
     try:
         private_key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError):
@@ -223,15 +195,7 @@ def load_or_create_key(path: str | os.PathLike[str]) -> SigningKey:
 
 
 def retired_keys_dir(config: Mapping[str, Any]) -> Path:
-    configured = config.get("SIGNING_RETIRED_KEYS_DIR")
-    if configured:
-        return Path(configured)
-    return Path(config["SIGNING_KEY_FILE"]).parent / RETIRED_DIR_NAME
-
-
-def retention(config: Mapping[str, Any]) -> timedelta:
-    seconds = config.get("SIGNING_KEY_RETENTION")
-    return timedelta(seconds=int(seconds)) if seconds else DEFAULT_RETENTION
+    return Path(config["SIGNING_RETIRED_KEYS_DIR"])
 
 
 def load_retired_keys(config: Mapping[str, Any]) -> list[VerificationKey]:
@@ -261,20 +225,6 @@ def load_keyring(config: Mapping[str, Any]) -> KeyRing:
     return KeyRing(load_or_create_key(config["SIGNING_KEY_FILE"]), load_retired_keys(config))
 
 
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 @dataclass(frozen=True)
 class Rotation:
     retired_kid: str
@@ -292,26 +242,19 @@ def rotate_signing_key(config: Mapping[str, Any], *, now: datetime | None = None
     key_path = Path(config["SIGNING_KEY_FILE"])
     with _LOCK:
         current = load_or_create_key(key_path)
-        until = at + retention(config)
+        until = at + timedelta(seconds=config["SIGNING_KEY_RETENTION"])
         record = {
             "kid": current.kid,
             "jwk": _ec_public_jwk(current.public_key),
             "retired_at": at.isoformat(),
             "publish_until": until.isoformat(),
         }
-        _atomic_write(
+        write_atomic(
             retired_keys_dir(config) / f"{current.kid}.json",
             json.dumps(record, indent=2).encode("ascii"),
-            0o644,
         )
-        private_key = ec.generate_private_key(ec.SECP256R1())
-        pem = private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        _atomic_write(key_path, pem, 0o600)
-    return Rotation(current.kid, SigningKey.from_private_key(private_key).kid, until)
+        write_atomic(key_path, _new_private_key_pem(), mode=0o600)
+    return Rotation(current.kid, load_or_create_key(key_path).kid, until)
 
 
 def prune_retired_keys(config: Mapping[str, Any], *, now: datetime | None = None) -> list[str]:
@@ -372,10 +315,24 @@ def get_keyring(app: Flask | None = None) -> KeyRing:
 signing_cli = ServiceGroup("signing", help="The service's signing keys (JWKS).")
 
 
+def init_app(app: Flask) -> None:
+    app.cli.add_command(signing_cli)
+
+
 @signing_cli.command("rotate")
-def rotate_command() -> None:
+@click.option("--actor", default=console_operator, show_default="the OS user")
+def rotate_command(actor: str) -> None:
     """Activate a new signing key; the old one stays published until its tokens expire."""
     rotation = rotate_signing_key(current_app.config)
+    session = get_session()
+    audit.record(
+        session,
+        actor=clean_text(actor, field="actor", max_length=200),
+        action="signing_key.rotate",
+        target=rotation.active_kid,
+        details={"retired": rotation.retired_kid, "active": rotation.active_kid},
+    )
+    session.commit()
     click.echo(f"retired {rotation.retired_kid} (published until {rotation.publish_until})")
     click.echo(f"active  {rotation.active_kid}")
 

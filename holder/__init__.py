@@ -7,14 +7,15 @@ import logging
 
 from flask import Flask
 
-from core.config import PUBLIC_BASE_URL_FALLBACK
+from core.config import DEFAULT_PUBLIC_BASE_URL
 
 log = logging.getLogger("licence_service.holder")
 
 
 def init_app(app: Flask) -> None:
     """Registers this domain's blueprint, rate limiter, housekeeping and CLI group."""
-    from holder import housekeeping, rate_limits
+    from core import rate_limits
+    from holder import housekeeping
     from holder.cli import housekeeping_cli
     from holder.routes import holder_bp
 
@@ -26,5 +27,5 @@ def init_app(app: Flask) -> None:
         log.warning(
             "PUBLIC_BASE_URL is not set: credentials will name status lists under "
             "%s, which relying parties cannot reach; set it to this service's public URL",
-            PUBLIC_BASE_URL_FALLBACK,
+            DEFAULT_PUBLIC_BASE_URL,
         )

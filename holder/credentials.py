@@ -37,7 +37,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.config import PUBLIC_BASE_URL_FALLBACK
+from core.config import public_base_url as config_public_base_url
 from core.db import utcnow
 from core.errors import InvalidRequest, NotFound, ServiceError, TooManyRequests
 from core.signing import get_keyring
@@ -46,7 +46,9 @@ from holder import status_list as sl
 from holder.errors import InvalidPresentation, LicenceNotActive, NotLicensed
 from holder.models import HolderCredential, HolderStatusList
 from verification.errors import CardRevoked
-from verification.models import AccessRecord
+from verification.outcome import Verifier, record_access
+from verification.revocation import CardStatus, revocation_sets
+from verification.revocation import card_statuses as revocation_statuses
 
 log = logging.getLogger("licence_service.holder")
 
@@ -101,8 +103,7 @@ def public_base_url(app: Flask | None = None) -> str:
 
     ``PUBLIC_BASE_URL`` (see core/config.py); never taken from the request's Host.
     """
-    configured = (app or current_app).config.get("PUBLIC_BASE_URL")
-    return (configured or PUBLIC_BASE_URL_FALLBACK).rstrip("/")
+    return config_public_base_url((app or current_app).config)
 
 
 def credential_lifetime(app: Flask | None = None) -> timedelta:
@@ -145,13 +146,12 @@ def decode_chain(encoded: Iterable[str]) -> list[x509.Certificate]:
 
 @dataclass(frozen=True)
 class _CachedCard:
-    """A card chain as the status rule reads it, parsed once per process (per link, leaf
-    first: the certificate's serial and its issuer's key; the leaf's notAfter), and its
-    last status: valid while the same CRLs are current, from ``computed_at`` until
-    ``valid_until`` (the first of their nextUpdates and the leaf's notAfter)."""
+    """A stored card chain decoded once per process, its issuers' keys (leaf's first),
+    and its last status: valid while the same CRLs (by SHA-256) are current, from
+    ``computed_at`` until ``valid_until`` (their first nextUpdate or the leaf's notAfter)."""
 
-    links: tuple[tuple[int, str], ...]
-    not_after: datetime
+    chain: tuple[x509.Certificate, ...]
+    issuers: tuple[str, ...]
     crls: tuple[str | None, ...] = ()
     status: int | None = None
     computed_at: datetime | None = None
@@ -161,85 +161,61 @@ class _CachedCard:
 def _parse_card(chain: Sequence[str]) -> _CachedCard:
     from verification.trust import ca_key
 
-    certificates = decode_chain(chain)
-    links = tuple(
-        (cert.serial_number, ca_key(issuer))
-        for cert, issuer in zip(certificates[:-1], certificates[1:], strict=True)
-    )
-    return _CachedCard(links, certificates[0].not_valid_after_utc)
+    certificates = tuple(decode_chain(chain))
+    return _CachedCard(certificates, tuple(ca_key(issuer) for issuer in certificates[1:]))
 
 
 def card_statuses(
     session: Session, chains: Sequence[Sequence[str]], now: datetime, app: Flask
 ) -> list[int]:
-    """The card's contribution to a status list entry, for many stored (encoded) chains
-    with one CRL query in all: valid, invalid (revoked) or suspended.
+    """Each stored (encoded) card chain's contribution to an entry, by
+    ``verification.revocation``'s rule (one CRL query for all): revoked or expired ->
+    invalid; on hold, or unknown (no CRL or a stale one) -> suspended (unknown is not
+    valid, but not final either); good -> valid.
 
-    Same rule as the pipeline's step 4 (``verification.revocation.check_chain``), applied
-    to the revocation sets of every issuer involved at once: a status list holds up to
-    thousands of live entries, and one query per card would make it slow to serve.
-    Revoked -> invalid; on hold, no CRL or a stale one -> suspended (unknown is not
-    valid, but not final either). Each card's status is cached per process for the CRLs
-    it was computed with (identified by their SHA-256), so a card is parsed once and
+    A status list holds thousands of live entries: each chain is decoded once per
+    process, and its status is kept for the CRLs it was computed with, so it is
     re-evaluated only when one of its issuers' CRLs changes or reaches its nextUpdate.
     """
-    from verification.revocation import _revocation_sets
-
     cache: dict[bytes, _CachedCard] = app.extensions.setdefault(_CARD_CACHE_KEY, {})
     if len(cache) > MAX_CACHED_CARDS:
         cache.clear()  # many cards seen once: start over rather than grow without bound
     keys = [hashlib.sha256("\n".join(chain).encode("ascii")).digest() for chain in chains]
-    cards = []
     for key, chain in zip(keys, chains, strict=True):
-        card = cache.get(key)
-        if card is None:
-            card = cache[key] = _parse_card(chain)
-        cards.append(card)
-    issuers = sorted({issuer for card in cards for _, issuer in card.links})
-    sets = _revocation_sets(session, issuers, app)
-    result = []
-    for key, card in zip(keys, cards, strict=True):
-        crls = tuple(sets[issuer].sha256 if issuer in sets else None for _, issuer in card.links)
-        fresh = (
-            card.status is not None
-            and card.crls == crls
-            and card.computed_at <= now < card.valid_until  # type: ignore[operator]
+        if key not in cache:
+            cache[key] = _parse_card(chain)
+    sets = revocation_sets(
+        session, sorted({issuer for key in keys for issuer in cache[key].issuers}), app
+    )
+    stale = []
+    for key in dict.fromkeys(keys):
+        card = cache[key]
+        crls = tuple(sets[issuer].sha256 if issuer in sets else None for issuer in card.issuers)
+        if card.crls != crls or not card.computed_at <= now < card.valid_until:  # type: ignore[operator]
+            cache[key] = replace(card, crls=crls, computed_at=now)
+            stale.append(key)
+    fresh = revocation_statuses(session, [cache[key].chain for key in stale], now, app, sets=sets)
+    for key, status in zip(stale, fresh, strict=True):
+        card = cache[key]
+        not_after = card.chain[0].not_valid_after_utc
+        expired = not_after <= now
+        updates = [
+            sets[i].next_update for i in card.issuers if i in sets and sets[i].next_update > now
+        ]
+        cache[key] = replace(
+            card,
+            status=sl.STATUS_INVALID if expired else _CARD_STATUS[status],
+            valid_until=datetime.max.replace(tzinfo=UTC) if expired else min([not_after, *updates]),
         )
-        if not fresh:
-            status, valid_until = _card_status(card, sets, now)
-            card = cache[key] = replace(
-                card, crls=crls, status=status, computed_at=now, valid_until=valid_until
-            )
-        result.append(card.status)
-    return result
+    return [cache[key].status for key in keys]  # type: ignore[misc]
 
 
-def _card_status(card: _CachedCard, sets: dict, now: datetime) -> tuple[int, datetime]:
-    """The rule for one card, and until when its answer holds for these CRLs."""
-    if card.not_after <= now:
-        return sl.STATUS_INVALID, datetime.max.replace(tzinfo=UTC)
-    status, valid_until = sl.STATUS_VALID, card.not_after
-    for index, (serial, issuer) in enumerate(card.links):
-        revocations = sets.get(issuer)
-        if revocations is None:
-            if index == 0:
-                status = max(status, sl.STATUS_SUSPENDED, key=_severity)
-            continue
-        if revocations.next_update <= now:
-            status = max(status, sl.STATUS_SUSPENDED, key=_severity)
-            continue
-        valid_until = min(valid_until, revocations.next_update)
-        on_hold = revocations.entries.get(serial)
-        if on_hold is None:
-            continue
-        held = on_hold and index == 0
-        status = max(status, sl.STATUS_SUSPENDED if held else sl.STATUS_INVALID, key=_severity)
-    return status, valid_until
-
-
-def _severity(status: int) -> int:
-    """valid < suspended < invalid."""
-    return {sl.STATUS_VALID: 0, sl.STATUS_SUSPENDED: 1, sl.STATUS_INVALID: 2}[status]
+_CARD_STATUS = {
+    CardStatus.GOOD: sl.STATUS_VALID,
+    CardStatus.HOLD: sl.STATUS_SUSPENDED,
+    CardStatus.UNKNOWN: sl.STATUS_SUSPENDED,
+    CardStatus.REVOKED: sl.STATUS_INVALID,
+}
 
 
 # --- licences -------------------------------------------------------------------------
@@ -316,8 +292,9 @@ def build_status_list(
         raise NotFound("No such status list.")
     # The three columns only: loading thousands of ORM entities cost most of a build.
     credentials = session.execute(
-        select(HolderCredential.idx, HolderCredential.licence_id, HolderCredential.card_chain)
-        .where(
+        select(
+            HolderCredential.idx, HolderCredential.licence_id, HolderCredential.card_chain
+        ).where(
             HolderCredential.status_list_id == list_id,
             HolderCredential.expires_at > at - timedelta(minutes=5),
         )
@@ -425,16 +402,13 @@ def issue_credential(
         idx = secrets.randbelow(status_list.size)
         # The holder's log shows every credential issued for their card (a thief who
         # has the card and its PIN cannot get one unnoticed).
-        session.add(
-            AccessRecord(
-                id=secrets.token_hex(16),
-                holder_code=holder_code,
-                verifier_client_id=HOLDER_PORTAL_ID,
-                verifier_name=CREDENTIAL_ISSUED_NAME,
-                at=at,
-                profession=profession,
-                outcome=CREDENTIAL_ISSUED,
-            )
+        record_access(
+            session,
+            holder_code=holder_code,
+            verifier=Verifier(HOLDER_PORTAL_ID, CREDENTIAL_ISSUED_NAME),
+            at=at,
+            profession=profession,
+            outcome=CREDENTIAL_ISSUED,
         )
         session.add(
             HolderCredential(

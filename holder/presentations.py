@@ -18,8 +18,6 @@ audience: a replay) is recorded in the holder's log as a rejected attempt.
 
 from __future__ import annotations
 
-import logging
-import secrets
 from datetime import datetime
 from typing import Any
 
@@ -34,47 +32,28 @@ from holder.errors import InvalidPresentation
 from holder.models import HolderCredential
 from verification.challenges import consume_nonce
 from verification.errors import VerificationError
-from verification.models import AccessRecord, ChallengePurpose
-from verification.pipeline import OUTCOME_BY_STATUS, VerificationResult, Verifier, sign_receipt
-
-log = logging.getLogger("licence_service.holder")
-
-
-def _record(
-    session: Session,
-    credential: HolderCredential,
-    verifier: Verifier,
-    at: datetime,
-    outcome: str,
-    verification_id: str | None = None,
-) -> None:
-    session.add(
-        AccessRecord(
-            id=secrets.token_hex(16),
-            holder_code=credential.holder_code,
-            verifier_client_id=verifier.client_id,
-            verifier_name=verifier.name,
-            at=at,
-            profession=credential.profession,
-            outcome=outcome,
-            verification_id=verification_id,
-        )
-    )
+from verification.models import ChallengePurpose
+from verification.outcome import (
+    LicenceFacts,
+    VerificationResult,
+    Verifier,
+    conclude,
+    record_access,
+    record_rejection,
+)
 
 
 def _record_rejection(
     session: Session, credential: HolderCredential, verifier: Verifier, at: datetime, code: str
 ) -> None:
-    """Best effort, in its own transaction; never changes the response."""
-    try:
-        _record(session, credential, verifier, at, code)
-        session.commit()
-    except Exception as failure:  # noqa: BLE001 - the rejection itself must still be returned
-        session.rollback()
-        log.warning(
-            "could not record a rejected presentation",
-            extra={"error_class": type(failure).__name__},
-        )
+    record_rejection(
+        session,
+        holder_code=credential.holder_code,
+        verifier=verifier,
+        at=at,
+        profession=credential.profession,
+        code=code,
+    )
 
 
 def _consume_nonce(
@@ -136,32 +115,38 @@ def check_presentation(
         raise
 
     state = creds.licence_states(session, [credential.licence_id]).get(credential.licence_id)
-    outcome = OUTCOME_BY_STATUS.get(state.status, "not_licensed") if state else "not_licensed"
-    holder: dict[str, Any] | None = None
-    licence: dict[str, Any] | None = None
-    subject: str | None = None
-    if outcome != "not_licensed":
-        subject = get_identity_platform().translate(
+    subject = (
+        get_identity_platform().translate(
             credential.holder_code, LICENSING_AGENCY, verifier_agency(verifier.client_id)
         )
-        # Only what the holder disclosed in this presentation; nothing else is revealed.
-        holder = {"name": verified.disclosed.get("name"), "subject": subject}
-        licence = {
-            "status": state.status,
-            "registered_year": verified.disclosed.get("registered_year"),
-            "suspended_until": state.suspended_until.isoformat() if state.suspended_until else None,
-        }
-    verification_id, receipt = sign_receipt(
+        if state is not None
+        else None
+    )
+    # Only what the holder disclosed in this presentation; nothing else is revealed.
+    result = conclude(
         application,
         verifier=verifier,
         profession=credential.profession,
-        outcome=outcome,
+        licence=LicenceFacts(
+            state.status,
+            verified.disclosed.get("name"),
+            verified.disclosed.get("registered_year"),
+            state.suspended_until,
+        )
+        if state is not None
+        else None,
         subject=subject,
         at=at,
     )
-    _record(session, credential, verifier, at, outcome, verification_id)
+    record_access(
+        session,
+        holder_code=credential.holder_code,
+        verifier=verifier,
+        at=at,
+        profession=credential.profession,
+        outcome=result.outcome,
+        verification_id=result.verification_id,
+    )
     _consume_nonce(session, nonce, credential, verifier, at)
     session.commit()  # the nonce and the access record, together
-    return VerificationResult(
-        verification_id, outcome, credential.profession, holder, licence, at, receipt
-    )
+    return result

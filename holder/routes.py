@@ -10,8 +10,8 @@
                                     (nonce from POST /v1/challenges, kind presentation)
 
 Every endpoint here except the verifier's (authenticated by client token) is rate
-limited per client address (``holder.rate_limits``). Settings and their defaults:
-``core/config.py`` (``HOLDER_DEFAULTS``).
+limited per client address (``core.rate_limits``). Settings and their defaults:
+``core/config.py`` (``DEFAULTS``).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import Response, current_app, request
+from flask import Response, request
 
 from clients.auth import client_auth, current_client
 from core.db import get_session
+from core.rate_limits import rate_limited
 from holder import credentials as creds
 from holder import status_list as sl
 from holder.access_log import access_log
 from holder.presentations import check_presentation
-from holder.rate_limits import count_holder_challenge, rate_limited
 from holder.schemas import (
     AccessLogOut,
     AccessLogQuery,
@@ -35,18 +35,20 @@ from holder.schemas import (
     CredentialOut,
     HolderChallengeOut,
     PresentationIn,
-    PresentationOut,
     SessionIn,
     SessionOut,
 )
 from holder.sessions import (
+    count_holder_challenge,
     current_holder,
+    holder_audience,
     holder_auth,
     new_holder_challenge,
     sign_in,
     sign_out,
 )
-from verification.pipeline import Verifier, rfc3339
+from verification.outcome import Verifier, rfc3339
+from verification.schemas import VerificationOut
 
 holder_bp = APIBlueprint("holder", __name__, tag="Holder")
 
@@ -73,7 +75,7 @@ def create_holder_challenge():
     issued = new_holder_challenge(get_session())
     return {
         "nonce": issued.nonce,
-        "audience": current_app.config["SERVICE_AUDIENCE"],
+        "audience": holder_audience(),
         "expires_at": rfc3339(issued.expires_at),
     }
 
@@ -192,7 +194,7 @@ def get_status_list(list_id: str):
 @holder_bp.post("/v1/presentations")
 @holder_bp.auth_required(client_auth, roles=["verifier"])
 @holder_bp.input(PresentationIn, arg_name="body")
-@holder_bp.output(PresentationOut)
+@holder_bp.output(VerificationOut)
 @holder_bp.doc(
     summary="Check a holder's SD-JWT VC presentation online: live status, like a verification",
     responses={
@@ -212,4 +214,4 @@ def check_presentation_route(body: dict[str, Any]):
         audience=body["audience"],
         verifier=Verifier(client.id, client.name),
     )
-    return result.as_json()
+    return result

@@ -55,24 +55,3 @@ class PresentationIn(Schema):
     presentation = String(required=True, validate=Length(min=1, max=64 * 1024))
     nonce = String(required=True, validate=Length(min=1, max=creds.MAX_NONCE_CHARS))
     audience = String(required=True, validate=Length(min=1, max=creds.MAX_AUDIENCE_CHARS))
-
-
-class PresentationHolder(Schema):
-    name = String(required=True, allow_none=True)
-    subject = String(required=True)
-
-
-class PresentationLicence(Schema):
-    status = String(required=True)
-    registered_year = Integer(required=True, allow_none=True)
-    suspended_until = String(required=True, allow_none=True, metadata={"format": "date"})
-
-
-class PresentationOut(Schema):
-    verification_id = String(required=True)
-    outcome = String(required=True)
-    profession = String(required=True)
-    holder = Nested(PresentationHolder, required=True, allow_none=True)
-    licence = Nested(PresentationLicence, required=True, allow_none=True)
-    checked_at = String(required=True, metadata={"format": "date-time"})
-    receipt = String(required=True)

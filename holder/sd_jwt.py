@@ -30,6 +30,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from core import jws
+from core.claims import ClaimsError, Problem, check_times, is_int64
 
 SD_ALG = "sha-256"
 VC_TYPE = "dc+sd-jwt"
@@ -294,16 +295,10 @@ def _verify_rest(
         raise SdJwtError("claims")
     if issuer_claims.get("_sd_alg") != SD_ALG:
         raise SdJwtError("claims")
-    issued_at, expires_at = issuer_claims.get("iat"), issuer_claims.get("exp")
-    if not _is_int(issued_at) or not _is_int(expires_at):
-        raise SdJwtError("claims")
-    if not 0 < expires_at - issued_at <= MAX_LIFETIME_SECONDS or issued_at > now + leeway:
-        raise SdJwtError("claims")
-    not_before = issuer_claims.get("nbf")
-    if not_before is not None and (not _is_int(not_before) or not_before > now + leeway):
-        raise SdJwtError("claims")
-    if expires_at <= now - leeway:
-        raise SdJwtError("expired")
+    try:
+        check_times(issuer_claims, now=now, leeway=leeway, max_lifetime=MAX_LIFETIME_SECONDS)
+    except ClaimsError as error:
+        raise SdJwtError("expired" if error.problem is Problem.EXPIRED else "claims") from None
     cnf = issuer_claims.get("cnf")
     if not isinstance(cnf, Mapping) or set(cnf) != {"jwk"}:
         raise SdJwtError("claims")
@@ -328,7 +323,7 @@ def _status_reference(status: Any) -> StatusReference:
         raise SdJwtError("claims")
     ref = status["status_list"]
     idx, uri = ref.get("idx"), ref.get("uri")
-    if not _is_int(idx) or idx < 0 or not isinstance(uri, str) or not uri:
+    if not is_int64(idx) or idx < 0 or not isinstance(uri, str) or not uri:
         raise SdJwtError("claims")
     return StatusReference(idx, uri)
 
@@ -427,7 +422,7 @@ def _verify_key_binding(
     if kb.header.get("alg") != KB_ALG:
         raise SdJwtError("key_binding")
     try:
-        jws.verify_signature(parsed.key_binding_jwt, holder_key, [KB_ALG])
+        jws.verify_parsed(kb, holder_key, KB_ALG)
     except jws.JwsError:
         raise SdJwtError("key_binding") from None
     claims = kb.payload
@@ -439,20 +434,13 @@ def _verify_key_binding(
         raise SdJwtError("nonce")
     if not isinstance(claims.get("aud"), str) or not _equal(claims["aud"], audience):
         raise SdJwtError("audience")
-    issued_at = claims.get("iat")
-    if not _is_int(issued_at) or issued_at > now + leeway:
-        raise SdJwtError("key_binding")
-    if issued_at < now - max_age - leeway:
-        raise SdJwtError("stale")
-    expires_at = claims.get("exp")
-    if expires_at is not None and (not _is_int(expires_at) or expires_at <= now - leeway):
-        raise SdJwtError("stale")
+    try:
+        check_times(claims, now=now, leeway=leeway, max_age=max_age, require_exp=False)
+    except ClaimsError as error:
+        stale = error.problem in (Problem.TOO_OLD, Problem.EXPIRED)
+        raise SdJwtError("stale" if stale else "key_binding") from None
     return claims
 
 
 def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

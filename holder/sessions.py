@@ -1,15 +1,18 @@
 """Holder sign-in: a public challenge, a card assertion, a 10-minute session token.
 
-The assertion goes through pipeline steps 0-7 with a consumer of *holder* challenges
-(public, bound to no client); the identity platform then names the holder by the
-licensing agency's code. The session row keeps that code and the validated card chain;
-the bearer token is an ES256 JWS signed by the service (``typ`` ``holder-session+jwt``)
-that names the row (``sid``) and is bound to this service (``aud``), so it carries no
-personal data and cannot be confused with a receipt, a credential or a status list.
+The assertion goes through pipeline steps 0-6 and 8 with a consumer of *holder*
+challenges (public, bound to no client) and the holder audience
+``{SERVICE_AUDIENCE}/holder`` (so an assertion made for a verification cannot sign in,
+nor the reverse); the identity platform then names the holder by the licensing agency's
+code, and the sign-in is an entry in the holder's access log. The session row keeps that
+code and the validated card chain; the bearer token is an ES256 JWS signed by the
+service (``typ`` ``holder-session+jwt``) that names the row (``sid``) and is bound to
+this service (``aud``), so it carries no personal data and cannot be confused with a
+receipt, a credential or a status list.
 
-A rejected sign-in with a card the identity platform knows is recorded in that
-holder's access log (verifier "Holder sign-in with your card", outcome the error code),
-like a rejected verification: a stolen card shows up.
+A rejected sign-in the card signed, with a card the identity platform knows, is recorded
+in that holder's access log (verifier "Holder sign-in with your card", outcome the error
+code), like a rejected verification: a stolen card shows up.
 
 ``holder_auth`` authenticates holder endpoints. API client tokens are not session
 tokens: they get 401 ``unauthenticated`` like any other wrong token. A session works
@@ -27,10 +30,12 @@ from typing import Any
 
 from apiflask import HTTPTokenAuth
 from flask import Flask, current_app, g
+from limits import RateLimitItemPerMinute
 from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
-from core import jws
+from core import jws, rate_limits
+from core.claims import ClaimsError, check_times
 from core.db import get_session, utcnow
 from core.errors import Unauthenticated
 from core.signing import get_keyring
@@ -38,25 +43,44 @@ from holder import status_list as sl
 from holder.credentials import HOLDER_PORTAL_ID, card_statuses, encode_chain
 from holder.errors import UnknownHolder
 from holder.models import HolderSession
-from verification.challenges import IssuedChallenge, create_challenge
+from verification.challenges import CHALLENGE_LIFETIME, IssuedChallenge, create_challenge
 from verification.models import ChallengePurpose
-from verification.pipeline import Verifier
+from verification.outcome import Verifier, record_access
 
 SESSION_TYPE = "holder-session+jwt"
 SESSION_LIFETIME = timedelta(minutes=10)
-CLOCK_LEEWAY_SECONDS = 60
 MAX_SESSION_TOKEN_CHARS = 4096
 _CLAIMS = frozenset({"iss", "aud", "sid", "iat", "exp"})
 
 
 #: How the holder's own portal appears in their access log (it is no API client).
 HOLDER_PORTAL_SIGN_IN = Verifier(HOLDER_PORTAL_ID, "Holder sign-in with your card")
+#: The access-log outcome of a successful sign-in.
+SIGNED_IN = "signed_in"
+
+
+def holder_audience(app: Flask | None = None) -> str:
+    """The ``aud`` a sign-in assertion carries: this service, for the holder purpose."""
+    return f"{(app or current_app).config['SERVICE_AUDIENCE']}/holder"
 
 
 @dataclass(frozen=True)
 class IssuedSession:
     session_token: str
     expires_at: datetime
+
+
+def count_holder_challenge() -> None:
+    """429 once this address has asked ``CHALLENGE_MAX_OUTSTANDING`` holder challenges
+    within one challenge lifetime (no more can be unexpired at once, used or not)."""
+    cap = current_app.config["CHALLENGE_MAX_OUTSTANDING"]
+    minutes = int(CHALLENGE_LIFETIME.total_seconds() // 60)
+    rate_limits.hit(
+        RateLimitItemPerMinute(cap, minutes),
+        "CHALLENGE_MAX_OUTSTANDING",
+        f"This address has {cap} unexpired sign-in challenges; use them or wait for them "
+        f"to expire ({minutes} minutes).",
+    )
 
 
 def new_holder_challenge(session: Session, now: datetime | None = None) -> IssuedChallenge:
@@ -66,13 +90,14 @@ def new_holder_challenge(session: Session, now: datetime | None = None) -> Issue
 def sign_in(
     session: Session, assertion: Any, *, now: datetime | None = None, app: Flask | None = None
 ) -> IssuedSession:
-    """Steps 0-7 with a holder challenge, then the holder's code; one commit.
+    """Steps 0-6 and 8 with a holder challenge, then the holder's code; one commit
+    (the nonce, the session and the sign-in's access-log entry).
 
     A rejected assertion raises the pipeline's error and leaves the nonce unused.
     """
     from identity import LICENSING_AGENCY, get_identity_platform
-    from verification.errors import VerificationError
     from verification.pipeline import (
+        AssertionRejected,
         holder_nonce_consumer,
         record_rejected_attempt,
         verify_card_assertion,
@@ -82,7 +107,12 @@ def sign_in(
     at = now or utcnow()
     try:
         verified = verify_card_assertion(
-            session, assertion, holder_nonce_consumer(), now=at, app=application
+            session,
+            assertion,
+            holder_nonce_consumer(),
+            audience=holder_audience(application),
+            now=at,
+            app=application,
         )
         holder_code = get_identity_platform().code_for_certificate(LICENSING_AGENCY, verified.leaf)
         if holder_code is None:
@@ -95,13 +125,20 @@ def sign_in(
             expires_at=at + SESSION_LIFETIME,
         )
         session.add(record)
-        session.commit()  # the nonce and the session, together
-    except VerificationError as error:
+        record_access(
+            session,
+            holder_code=holder_code,
+            verifier=HOLDER_PORTAL_SIGN_IN,
+            at=at,
+            profession=None,
+            outcome=SIGNED_IN,
+        )
+        session.commit()  # the nonce, the session and the log entry, together
+    except AssertionRejected as rejected:
         session.rollback()  # a rejection leaves the nonce unused
-        if error.leaf is not None:
-            # An attempt with a known card shows in its holder's log (a stolen card).
-            record_rejected_attempt(session, error, HOLDER_PORTAL_SIGN_IN, at)
-        raise
+        # An attempt the card signed shows in its holder's log (a stolen card).
+        record_rejected_attempt(session, rejected, HOLDER_PORTAL_SIGN_IN)
+        raise rejected.error from None
     except BaseException:
         session.rollback()
         raise
@@ -131,11 +168,15 @@ def authenticate(
     audience = application.config["SERVICE_AUDIENCE"]
     if set(claims) != _CLAIMS or claims["aud"] != audience or claims["iss"] != audience:
         return None
-    expires, issued = claims["exp"], claims["iat"]
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (expires, issued)):
-        return None
-    current = at.timestamp()
-    if expires <= current or issued > current + CLOCK_LEEWAY_SECONDS:
+    try:
+        # Our own token, checked on our own clock: no leeway, so it ends with its row.
+        check_times(
+            claims,
+            now=at.timestamp(),
+            leeway=0,
+            max_lifetime=int(SESSION_LIFETIME.total_seconds()),
+        )
+    except ClaimsError:
         return None
     if not isinstance(claims["sid"], str) or len(claims["sid"]) > 32:
         return None

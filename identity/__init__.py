@@ -5,14 +5,15 @@ My Number or a card certificate to a code, and a code of one agency to another's
 licensing service is agency ``licensing`` (``LICENSING_AGENCY``); each verifier client
 is its own agency (``verifier_agency(client_id)``).
 
-``IDENTITY_PLATFORM`` selects the implementation: ``embedded`` is the stand-in in
-``seed.identity_platform`` (its own store and keys); production plugs the real platform
-in behind the same ``IdentityPlatform`` protocol. Errors: ``identity.errors``.
+``IDENTITY_PLATFORM`` selects the implementation (resolved by the composition root,
+``app.py``): ``embedded`` is the development stand-in; production plugs the real
+platform in behind the same ``IdentityPlatform`` protocol, named by a dotted path to a
+callable that installs it. Errors: ``identity.errors``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from cryptography import x509
@@ -37,6 +38,14 @@ class IdentityPlatform(Protocol):
 
     def codes_for_my_numbers(self, agency: str, my_numbers: Sequence[str]) -> list[str]:
         """``code_for_my_number`` for many numbers at once, in the same order."""
+        ...
+
+    def known_codes_for_my_numbers(
+        self, agency: str, my_numbers: Sequence[str]
+    ) -> list[str | None]:
+        """``codes_for_my_numbers`` without enrolling anyone: None for a person the
+        platform does not know (the real platform knows every resident; a failed import
+        must not enrol people in the embedded stand-in)."""
         ...
 
     def code_for_certificate(self, agency: str, certificate: x509.Certificate) -> str | None:
@@ -71,20 +80,15 @@ def verifier_agency(client_id: str) -> str:
     return f"{_VERIFIER_PREFIX}{client_id}"
 
 
-def init_app(app: Flask) -> None:
-    """Builds the configured platform into ``app.extensions["identity_platform"]``."""
-    name = app.config.get("IDENTITY_PLATFORM", "embedded")
-    if name == "embedded":
-        from seed import identity_platform
-
-        identity_platform.init_app(app)
-    else:
-        raise IdentityPlatformConfigurationError(
-            f"IDENTITY_PLATFORM={name!r} is not supported; the only implementation in this "
-            "build is 'embedded' (the stand-in in seed/identity_platform)."
-        )
+def init_app(app: Flask, install: Callable[[Flask], None]) -> None:
+    """Runs the adapter's ``install(app)``, which puts its platform in
+    ``app.extensions["identity_platform"]`` (and may add CLI groups and readiness
+    checks), and checks that it implements ``IdentityPlatform``."""
+    install(app)
     if not isinstance(app.extensions.get(EXTENSION_KEY), IdentityPlatform):
-        raise IdentityPlatformConfigurationError("the identity platform did not initialise")
+        raise IdentityPlatformConfigurationError(
+            f"IDENTITY_PLATFORM={app.config['IDENTITY_PLATFORM']!r} installed no identity platform"
+        )
 
 
 def get_identity_platform() -> IdentityPlatform:

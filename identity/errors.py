@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.config import ConfigurationError
 from core.errors import Conflict, ServiceError
 
 
@@ -37,5 +38,5 @@ class IdentityKeyError(ServiceError):
     default_detail = "The identity platform's master keys are not usable."
 
 
-class IdentityPlatformConfigurationError(RuntimeError):
-    """``IDENTITY_PLATFORM`` names no known implementation (raised at start-up)."""
+class IdentityPlatformConfigurationError(ConfigurationError):
+    """``IDENTITY_PLATFORM`` names no usable implementation (raised at start-up)."""

@@ -126,9 +126,13 @@ class LicenceEvent(Base):
     to_status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(500))
     until: Mapped[date | None] = mapped_column(Date)
-    # API client id, "cli", or None for the service itself (end of a suspension).
-    actor: Mapped[str | None] = mapped_column(String(64))
+    # Who acted: the API client's name or the console operator; None for the service
+    # itself (end of a suspension).
+    actor: Mapped[str | None] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    # SHA-256 of the licence's state after this change (``licensing.reconcile``); None
+    # for the service's own notes and for events older than the column.
+    state_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditEntry(Base):
@@ -138,10 +142,14 @@ class AuditEntry(Base):
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at: Mapped[datetime]
-    actor: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(128))
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Free text (reasons) with the salt of its digest; kept out of the hash material so
+    # that it can be erased (None then). The chain hashes ``free_text_digest``.
+    free_text: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    free_text_digest: Mapped[str | None] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

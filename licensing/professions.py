@@ -52,7 +52,9 @@ def validate_registration_number(session: Session, profession: str, value: str) 
         select(Profession.registration_number_pattern).where(Profession.code == profession)
     )
     if pattern is None:
-        raise UnknownProfession()
+        raise UnknownProfession(
+            "Unknown profession; the professions are " + ", ".join(PROFESSION_CODES) + "."
+        )
     canonical = canonical_registration_number(value)
     if canonical is None or not _compiled(pattern).fullmatch(canonical):
         raise InvalidRegistrationNumber()

@@ -23,15 +23,19 @@ bp = APIBlueprint("licensing", __name__, tag="Licences (regulator)")
 
 _REGULATOR = ["regulator"]
 _QUERY_KEYS = frozenset(LicenceRecordQuery().fields)
-_FORBIDDEN = {403: "The client's role is not `regulator` (`forbidden`)"}
+_FORBIDDEN = {
+    403: "The client's role is not `regulator`, or the regulator is scoped to other "
+    "professions (`forbidden`)"
+}
 _NOT_FOUND = {**_FORBIDDEN, 404: "No such licence (`not_found`)"}
 _TRANSITION = {
     **_FORBIDDEN,
     400: "Invalid or missing fields (`invalid_request`)",
-    422: "Suspension end date in the past (`unprocessable`)",
     404: "No such licence (`not_found`)",
-    409: "The licence's status does not allow this change (`invalid_transition`), or it "
-    "changed at the same moment (`conflict`)",
+    409: "The licence's status does not allow this change (`invalid_transition`; the "
+    "detail names the current status), or it changed at the same moment (`conflict`)",
+    422: "Suspension end date in the past, or a reason with control characters or a "
+    "My Number-like number (`unprocessable`)",
 }
 
 
@@ -55,8 +59,10 @@ def _encode_cursor(after: int) -> str:
         409: "Registration number already registered for the profession, or the person "
         "already holds a current licence for it (`conflict`)",
         422: "The My Number is not 12 digits with a valid check digit "
-        "(`invalid_my_number`); the registration number is not in the profession's format "
-        "or the registration date is in the future (`unprocessable`)",
+        "(`invalid_my_number`); an unknown profession (the detail lists them), a "
+        "registration number not in the profession's format, a registration date in the "
+        "future, or a name with control characters or a My Number-like number "
+        "(`unprocessable`)",
     },
 )
 def register(body):
@@ -103,6 +109,7 @@ def list_licences(query):
         after=after,
         limit=query["limit"],
         day=day,
+        actor=current_client(),
     )
     return {
         "licences": service.describe_many(page.licences, day),
@@ -115,7 +122,7 @@ def list_licences(query):
 @bp.output(LicenceRecordOut)
 @bp.doc(summary="A licence", responses=_NOT_FOUND)
 def get_licence(licence_id: str):
-    return service.describe(service.get_licence(get_session(), licence_id))
+    return service.describe(service.get_licence(get_session(), licence_id, current_client()))
 
 
 @bp.get("/v1/licences/<string(maxlength=64):licence_id>/events")
@@ -128,7 +135,7 @@ def get_licence(licence_id: str):
     responses=_NOT_FOUND,
 )
 def licence_events(licence_id: str):
-    return {"events": service.licence_events(get_session(), licence_id)}
+    return {"events": service.licence_events(get_session(), licence_id, actor=current_client())}
 
 
 @bp.post("/v1/licences/<string(maxlength=64):licence_id>/suspend")

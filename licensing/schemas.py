@@ -33,7 +33,17 @@ def _registration_number(**kwargs) -> String:
 
 
 class RegisterLicenceIn(Schema):
-    profession = String(required=True, validate=OneOf(PROFESSION_CODES))
+    # Not an enum validator: an unknown profession is 422 ``unprocessable`` naming the
+    # valid ones (the codes are still documented here).
+    profession = String(
+        required=True,
+        validate=Length(min=1, max=32),
+        metadata={
+            "description": "one of " + ", ".join(PROFESSION_CODES) + " (otherwise 422 "
+            "`unprocessable`, the detail lists them)",
+            "example": "nurse",
+        },
+    )
     my_number = String(
         required=True,
         validate=Length(max=64),
@@ -44,7 +54,14 @@ class RegisterLicenceIn(Schema):
             "writeOnly": True,
         },
     )
-    name = String(required=True, validate=[Length(min=1, max=200), Regexp(NOT_BLANK)])
+    name = String(
+        required=True,
+        validate=[Length(min=1, max=200), Regexp(NOT_BLANK)],
+        metadata={
+            "description": "NFC-normalised; control characters, bidirectional-text "
+            "controls and My Number-like numbers are refused (422 `unprocessable`)"
+        },
+    )
     registration_number = _registration_number(
         required=True,
         metadata={
@@ -146,8 +163,8 @@ class LicenceEventOut(Schema):
         required=True,
         allow_none=True,
         metadata={
-            "description": "API client id, `cli` for the console, null for the service "
-            "itself (a suspension that ended on its date)"
+            "description": "who acted: the API client's name, or the operator at the "
+            "console; null for the service itself (a suspension that ended on its date)"
         },
     )
     at = DateTime(required=True)

@@ -25,16 +25,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 
-from sqlalchemy import bindparam, case, select
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from clients.models import ApiClient
 from clients.service import AuthenticatedClient
+from core.audit import console_operator
 from core.db import utcnow
-from core.errors import Conflict
+from core.errors import Conflict, Forbidden
 from core.my_number import is_valid_my_number
+from core.text import clean_text
 from licensing import audit
 from licensing.errors import (
     AlreadyLicensed,
@@ -46,6 +48,7 @@ from licensing.errors import (
 )
 from licensing.models import CURRENT_SLOT, CURRENT_STATUSES, Licence, LicenceEvent, LicenceStatus
 from licensing.professions import validate_registration_number
+from licensing.reconcile import licence_digest
 
 # Licence dates (registration, end of suspension) are calendar dates in Japan.
 JST = timezone(timedelta(hours=9), "JST")
@@ -86,14 +89,24 @@ def new_licence_id() -> str:
     return f"lic_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(5)}"
 
 
-#: Who acts: an API client (stored or the authenticated request's), a name, or the CLI.
+#: Who acts: an API client (stored or the authenticated request's), the console
+#: operator's name, or None for the console's OS user.
 Actor = ApiClient | AuthenticatedClient | str | None
 
 
-def actor_id(actor: Actor) -> str:
+def actor_name(actor: Actor) -> str:
+    """The name events and the audit trail record: the client's name, or the operator."""
     if isinstance(actor, ApiClient | AuthenticatedClient):
-        return actor.id
-    return actor or CLI_ACTOR
+        return actor.name
+    return actor or console_operator()
+
+
+def check_scope(actor: Actor, profession: str) -> None:
+    """403 ``forbidden`` when a regulator client scoped to professions acts outside them."""
+    if isinstance(actor, ApiClient | AuthenticatedClient):
+        scope = actor.profession_scope
+        if scope and profession not in scope:
+            raise Forbidden("This regulator client may act only on: " + ", ".join(scope) + ".")
 
 
 def effective_status(licence, today: date) -> str:
@@ -241,17 +254,11 @@ def licences_for_holder(
 
 
 def clean_name(value: str) -> str:
-    name = value.strip() if isinstance(value, str) else ""
-    if not name or len(name) > NAME_MAX:
-        raise InvalidLicenceData("The name must be 1 to 200 characters.")
-    return name
+    return clean_text(value, field="name", max_length=NAME_MAX)
 
 
 def clean_reason(value: str) -> str:
-    reason = value.strip() if isinstance(value, str) else ""
-    if not reason or len(reason) > REASON_MAX:
-        raise InvalidLicenceData("The reason must be 1 to 500 characters.")
-    return reason
+    return clean_text(value, field="reason", max_length=REASON_MAX)
 
 
 def check_registered_on(value: date, day: date) -> date:
@@ -280,6 +287,7 @@ def register_licence(
     from identity.errors import InvalidMyNumber
 
     day = today()
+    check_scope(actor, profession)
     number = validate_registration_number(session, profession, registration_number)
     name = clean_name(name)
     check_registered_on(registered_on, day)
@@ -304,7 +312,7 @@ def register_licence(
         raise AlreadyLicensed()
 
     now = utcnow()
-    who = actor_id(actor)
+    who = actor_name(actor)
     licence = Licence(
         id=new_licence_id(),
         profession=profession,
@@ -328,6 +336,7 @@ def register_licence(
             until=None,
             actor=who,
             at=now,
+            state_digest=licence_digest(licence),
         )
     )
     try:
@@ -351,10 +360,12 @@ def register_licence(
 # --- look-ups --------------------------------------------------------------------------
 
 
-def get_licence(session: Session, licence_id: str) -> Licence:
+def get_licence(session: Session, licence_id: str, actor: Actor = None) -> Licence:
+    """The licence; 403 when ``actor`` is a regulator client scoped to other professions."""
     licence = session.scalar(select(Licence).where(Licence.id == licence_id))
     if licence is None:
         raise LicenceNotFound()
+    check_scope(actor, licence.profession)
     return licence
 
 
@@ -373,16 +384,21 @@ def find_licences(
     after: int | None = None,
     limit: int = 50,
     day: date | None = None,
+    actor: Actor = None,
 ) -> LicencePage:
     """Licences in register order (oldest first), filtered; keyset pagination.
 
     ``status`` filters on the *effective* status. ``registration_number`` is compared in
-    canonical form (leading zeros ignored).
+    canonical form (leading zeros ignored). A regulator client scoped to professions
+    sees only those (403 when it asks for another).
     """
     day = day or today()
     stmt = select(Licence)
     if profession is not None:
+        check_scope(actor, profession)
         stmt = stmt.where(Licence.profession == profession)
+    elif isinstance(actor, ApiClient | AuthenticatedClient) and actor.profession_scope:
+        stmt = stmt.where(Licence.profession.in_(actor.profession_scope))
     if registration_number is not None:
         canonical = registration_number.lstrip("0")
         stmt = stmt.where(Licence.registration_number == canonical)
@@ -404,9 +420,11 @@ def find_licences(
     return LicencePage(rows, rows[-1].pk if more and rows else None)
 
 
-def licence_events(session: Session, licence_id: str, day: date | None = None) -> list[EventView]:
+def licence_events(
+    session: Session, licence_id: str, day: date | None = None, actor: Actor = None
+) -> list[EventView]:
     """The licence's history, oldest first, including a suspension that ended by itself."""
-    licence = get_licence(session, licence_id)
+    licence = get_licence(session, licence_id, actor)
     day = day or today()
     events = [
         EventView(e.from_status, e.to_status, e.reason, e.until, e.actor, e.at)
@@ -473,10 +491,10 @@ def _transition(
     until: date | None = None,
 ) -> Licence:
     reason = clean_reason(reason)
-    who = actor_id(actor)
+    who = actor_name(actor)
     for _attempt in range(_MAX_ATTEMPTS):
         try:
-            licence = _apply(session, who, licence_id, action, reason, until)
+            licence = _apply(session, actor, who, licence_id, action, reason, until)
             session.commit()
             return licence
         except StaleDataError:
@@ -487,7 +505,13 @@ def _transition(
 
 
 def _apply(
-    session: Session, who: str, licence_id: str, action: str, reason: str, until: date | None
+    session: Session,
+    actor: Actor,
+    who: str,
+    licence_id: str,
+    action: str,
+    reason: str,
+    until: date | None,
 ) -> Licence:
     # FOR UPDATE serialises concurrent changes of one licence on PostgreSQL; on SQLite the
     # version column (optimistic check) does.
@@ -499,13 +523,18 @@ def _apply(
     )
     if licence is None:
         raise LicenceNotFound()
+    check_scope(actor, licence.profession)
     now = utcnow()
     day = now.astimezone(JST).date()
     if action == "suspend" and (until is None or until < day):
         raise InvalidLicenceData("The suspension must end today or later.")
     current = effective_status(licence, day)
     if current not in _ALLOWED_FROM[action]:
-        raise InvalidTransition()
+        raise InvalidTransition(
+            f"The licence is {current}; {action} is possible only from "
+            + " or ".join(_ALLOWED_FROM[action])
+            + "."
+        )
     if licence.status == LicenceStatus.SUSPENDED and current == "active":
         lapse = _lapse_view(licence)
         session.add(
@@ -537,6 +566,7 @@ def _apply(
             until=licence.suspended_until,
             actor=who,
             at=now,
+            state_digest=licence_digest(licence),
         )
     )
     audit.record(
@@ -547,11 +577,38 @@ def _apply(
         details={
             "from": current,
             "to": target.value,
-            "reason": reason,
             "until": licence.suspended_until.isoformat() if licence.suspended_until else None,
         },
+        free_text={"reason": reason},
     )
     return licence
+
+
+#: Reasons the service writes itself; erasure leaves them (they hold no personal data).
+SERVICE_REASONS = ("registered", "imported", "suspension ended")
+ERASED_TEXT = "(erased)"
+
+
+def erase_reasons(session: Session, actor: Actor, licence_id: str) -> int:
+    """Erases the reasons typed for a licence: in its events and its audit entries (the
+    chain keeps their digests, so it stays intact). Audited; returns the entries erased."""
+    licence = get_licence(session, licence_id, actor)
+    session.execute(
+        update(LicenceEvent)
+        .where(LicenceEvent.licence_id == licence.id, LicenceEvent.reason.not_in(SERVICE_REASONS))
+        .values(reason=ERASED_TEXT)
+        .execution_options(synchronize_session=False)
+    )
+    erased = audit.erase_free_text(session, licence.id)
+    audit.record(
+        session,
+        actor=actor_name(actor),
+        action="licence.erase_text",
+        target=licence.id,
+        details={"entries": erased},
+    )
+    session.commit()
+    return len(erased)
 
 
 def describe_many(licences: Sequence[Licence], day: date | None = None) -> list[LicenceView]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
+from app import import_models
 from core.config import settings_from_env
-from core.db import Base, import_models, make_engine
+from core.db import Base, make_engine
 
 import_models()
 target_metadata = Base.metadata

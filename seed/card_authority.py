@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from core.errors import Conflict, NotFound, ServiceError
+from core.files import write_atomic
 
 try:  # POSIX; elsewhere the state file is simply not locked.
     import fcntl
@@ -60,6 +59,10 @@ ROOT_VALIDITY_YEARS = 20
 ISSUING_VALIDITY_YEARS = 10
 #: CA certificates start a day early, so a clock a little behind still accepts them.
 CA_BACKDATE = timedelta(days=1)
+#: Demo CRLs: valid a day (the service accepts at most 7), re-published when less
+#: than a quarter of that is left.
+CRL_VALIDITY = timedelta(hours=24)
+CRL_REFRESH_SHARE = 0.25
 
 ROOT_NAME = x509.Name(
     [
@@ -150,23 +153,6 @@ def _utc_seconds(moment: datetime | None) -> datetime:
 # -- files -------------------------------------------------------------------------
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write to a temporary file in the same folder, then ``os.replace`` it in place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """Exclusive advisory lock on ``path`` (created if missing) for the block."""
@@ -187,7 +173,7 @@ def _write_private_key(path: Path, key: rsa.RSAPrivateKey) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    atomic_write(path, pem, mode=0o600)
+    write_atomic(path, pem, mode=0o600)
 
 
 def _read_private_key(path: Path) -> rsa.RSAPrivateKey:
@@ -289,8 +275,8 @@ class CardAuthority:
                 directory, root_cert, root_key, not_before
             )
             if not (directory / cls.STATE).exists():
-                atomic_write(directory / cls.STATE, _dump_state(_empty_state()))
-            atomic_write(directory / cls.TRUST_BUNDLE, _pem(root_cert) + _pem(issuing_cert))
+                write_atomic(directory / cls.STATE, _dump_state(_empty_state()))
+            write_atomic(directory / cls.TRUST_BUNDLE, _pem(root_cert) + _pem(issuing_cert))
         return cls(directory, root_cert, issuing_cert, issuing_key)
 
     @classmethod
@@ -338,7 +324,7 @@ class CardAuthority:
             .sign(key, SIGNATURE_HASH())
         )
         _write_private_key(key_path, key)
-        atomic_write(cert_path, _pem(cert))
+        write_atomic(cert_path, _pem(cert))
         return cert, key
 
     @classmethod
@@ -375,7 +361,7 @@ class CardAuthority:
             .sign(root_key, SIGNATURE_HASH())
         )
         _write_private_key(key_path, key)
-        atomic_write(cert_path, _pem(cert))
+        write_atomic(cert_path, _pem(cert))
         return cert, key
 
     @staticmethod
@@ -424,7 +410,7 @@ class CardAuthority:
         with file_lock(self.directory / self.LOCK):
             state = self._read_state()
             yield state
-            atomic_write(self.directory / self.STATE, _dump_state(state))
+            write_atomic(self.directory / self.STATE, _dump_state(state))
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[CardAuthority]:
@@ -438,7 +424,7 @@ class CardAuthority:
                 yield self
             finally:
                 state, self._batch_state = self._batch_state, None
-                atomic_write(self.directory / self.STATE, _dump_state(state))
+                write_atomic(self.directory / self.STATE, _dump_state(state))
 
     def card(self, serial: int) -> CardRecord:
         state = self._batch_state if self._batch_state is not None else self._read_state()
@@ -505,7 +491,7 @@ class CardAuthority:
             .add_extension(_aki(self.issuing_certificate), critical=False)
             .sign(self._issuing_key, SIGNATURE_HASH())
         )
-        atomic_write(self.directory / self.CERTIFICATES / f"{serial_hex(serial)}.pem", _pem(cert))
+        write_atomic(self.directory / self.CERTIFICATES / f"{serial_hex(serial)}.pem", _pem(cert))
         with self._state() as state:
             state["cards"][serial_hex(serial)] = {
                 "status": STATUS_VALID,
@@ -591,7 +577,7 @@ class CardAuthority:
     # -- CRLs --
 
     def make_crl(
-        self, *, now: datetime | None = None, validity: timedelta = timedelta(hours=24)
+        self, *, now: datetime | None = None, validity: timedelta = CRL_VALIDITY
     ) -> x509.CertificateRevocationList:
         """A full CRL signed by the issuing CA, with the next CRLNumber (persisted), and
         saved as ``issuing-ca.crl``. Held cards carry certificateHold, revoked cards their
@@ -622,8 +608,17 @@ class CardAuthority:
                 )
                 builder = builder.add_revoked_certificate(revoked)
             crl = builder.sign(self._issuing_key, SIGNATURE_HASH())
-            atomic_write(self.crl_path, crl.public_bytes(serialization.Encoding.DER))
+            write_atomic(self.crl_path, crl.public_bytes(serialization.Encoding.DER))
         return crl
+
+
+def crl_refresh_due(
+    this_update: datetime | None, next_update: datetime | None, now: datetime
+) -> bool:
+    """True when a CRL is missing, stale, or within ``CRL_REFRESH_SHARE`` of its end."""
+    if this_update is None or next_update is None:
+        return True
+    return now >= next_update - (next_update - this_update) * CRL_REFRESH_SHARE
 
 
 def _entry(state: dict[str, Any], serial: int) -> dict[str, Any]:

@@ -12,6 +12,8 @@ logged; the card's serial number (lowercase hex) is how the commands name a card
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -21,20 +23,33 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.cli import ServiceGroup
+from core.db import get_session, utcnow
+from core.errors import ServiceError
 from core.my_number import is_valid_my_number
 from seed.card_authority import (
+    CRL_VALIDITY,
     CardAuthority,
+    CardAuthorityCorrupt,
+    CardAuthorityMissing,
+    crl_refresh_due,
     generate_card_key,
     parse_serial,
     serial_hex,
 )
 from seed.virtual_card import CardError, VirtualCard, issue_virtual_card
+from verification.errors import TrustAnchorsUnavailable
+from verification.revocation import MAX_CRL_VALIDITY, ca_crl_states, import_crl
 
 #: The card authority is its own agency when it asks the identity platform whether two
 #: certificates belong to the same person (codes are compared, never kept).
 CARD_AUTHORITY_AGENCY = "card-authority"
+
+MAX_CRL_VALIDITY_HOURS = int(MAX_CRL_VALIDITY.total_seconds()) // 3600
+#: How often ``refresh-crl --watch`` looks at the CRL (a demo CRL lasts 24 hours).
+REFRESH_CHECK_SECONDS = 60
 
 card_authority_cli = ServiceGroup(
     "card-authority",
@@ -60,6 +75,13 @@ def _my_number(_ctx, _param, value: str) -> str:
     # Fixed text: never echo the value back.
     if not is_valid_my_number(value):
         raise click.BadParameter("not a valid My Number (12 digits with a valid check digit)")
+    return value
+
+
+def _verifier_id(_ctx, _param, value: str | None) -> str | None:
+    # A client id: lowercase hexadecimal (fixed text: never echo the value back).
+    if value is not None and not re.fullmatch(r"[0-9a-f]{1,32}", value):
+        raise click.BadParameter("not a verifier id (up to 32 lowercase hexadecimal characters)")
     return value
 
 
@@ -257,7 +279,12 @@ def reissue_command(serial: int, my_number: str, name: str | None, pin: str, out
 
 
 @card_authority_cli.command("publish-crl")
-@click.option("--validity-hours", type=click.IntRange(1, 24 * 14), default=24, show_default=True)
+@click.option(
+    "--validity-hours",
+    type=click.IntRange(1, MAX_CRL_VALIDITY_HOURS),
+    default=int(CRL_VALIDITY.total_seconds()) // 3600,
+    show_default=True,
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -285,11 +312,89 @@ def publish_crl_command(validity_hours: int, out: Path | None, do_import: bool) 
         f"file {(out or authority.crl_path).resolve()}"
     )
     if do_import:
-        from core.db import get_session
-        from verification.revocation import import_crl
-
         import_crl(get_session(), der, actor=None)
         click.echo("imported into the service")
+
+
+def _demo_authority_in_use() -> CardAuthority | None:
+    """The demo card authority, when there is one and the service trusts its issuing CA
+    (never in a production set-up, whose bundle holds the real card authority's CAs)."""
+    from verification.trust import get_trust_anchors
+
+    try:
+        authority = _authority()
+        anchors = get_trust_anchors(utcnow())
+    except (CardAuthorityMissing, CardAuthorityCorrupt, TrustAnchorsUnavailable):
+        return None
+    return authority if authority.issuing_certificate in anchors.issuing_cas else None
+
+
+def refresh_demo_crl(authority: CardAuthority) -> x509.CertificateRevocationList | None:
+    """Publishes and imports a new demo CRL when the service's one is missing, stale or
+    near its nextUpdate; returns it, or None when the current one is fresh enough."""
+    now = utcnow()
+    current = next(
+        (
+            state
+            for state in ca_crl_states(get_session(), now)
+            if state.authority == authority.issuing_certificate
+        ),
+        None,
+    )
+    if current is None:  # the trust bundle no longer holds the demo CA
+        return None
+    if not crl_refresh_due(current.this_update, current.next_update, now):
+        return None
+    crl = authority.make_crl(now=now)
+    import_crl(get_session(), crl.public_bytes(serialization.Encoding.DER), actor=None, now=now)
+    return crl
+
+
+@card_authority_cli.command("refresh-crl")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep checking (every minute) until the parent process ends; make run uses it.",
+)
+def refresh_crl_command(watch: bool) -> None:
+    """Publish a demo CRL if the service's one is missing, stale or near nextUpdate."""
+    authority = _demo_authority_in_use()
+    if authority is None:
+        click.echo("no demo card authority in use (CARD_AUTHORITY_DIR); nothing to refresh")
+        return
+    parent = os.getppid()
+    while True:
+        try:
+            crl = refresh_demo_crl(authority)
+        except (ServiceError, SQLAlchemyError) as error:
+            if not watch:
+                raise
+            # A database restart or a clock step must not end the watcher for good.
+            get_session().rollback()
+            click.echo(f"demo CRL not refreshed ({type(error).__name__}); will retry", err=True)
+            crl = None
+        if crl is not None:
+            click.echo(f"demo CRL published, next update {crl.next_update_utc.isoformat()}")
+        get_session().close()
+        if not watch or os.getppid() != parent:  # orphaned: make run has ended
+            return
+        time.sleep(REFRESH_CHECK_SECONDS)
+
+
+def demo_crl_advice(app, authority_certificate: x509.Certificate) -> str | None:
+    """What to do when the demo issuing CA's CRL is missing or stale (for /readyz and
+    ``revocation_unavailable``); None for any other CA."""
+    path = Path(app.config["CARD_AUTHORITY_DIR"]) / CardAuthority.ISSUING_CERT
+    try:
+        demo = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if demo != authority_certificate:
+        return None
+    return (
+        "it is the demo card authority: run `flask --app app card-authority publish-crl` "
+        "(make run publishes one at start-up and keeps it fresh)"
+    )
 
 
 @card_authority_cli.command("list")
@@ -318,12 +423,40 @@ def _load_card(path: Path) -> VirtualCard:
 @click.option("--nonce", required=True, help="The nonce of a challenge.")
 @click.option("--aud", default=None, help="Audience (default: SERVICE_AUDIENCE).")
 @click.option("--lifetime", type=click.IntRange(1, 3600), default=300, show_default=True)
-def sign_command(card_path: Path, pin: str, nonce: str, aud: str | None, lifetime: int) -> None:
+@click.option(
+    "--verifier",
+    "verifier_id",
+    default=None,
+    callback=_verifier_id,
+    help="The id of the verifier asking (its challenge's client); signed as `verifier`.",
+)
+@click.option(
+    "--consent",
+    type=click.Choice(["monitoring"]),
+    multiple=True,
+    help="A consent the holder agrees to (signed as `consent`); repeatable.",
+)
+def sign_command(
+    card_path: Path,
+    pin: str,
+    nonce: str,
+    aud: str | None,
+    lifetime: int,
+    verifier_id: str | None,
+    consent: tuple[str, ...],
+) -> None:
     """Sign a card assertion; prints the JWS only."""
     card = _load_card(card_path)
     audience = aud or current_app.config["SERVICE_AUDIENCE"]
     try:
-        token = card.sign_assertion(pin, nonce=nonce, audience=audience, lifetime=lifetime)
+        token = card.sign_assertion(
+            pin,
+            nonce=nonce,
+            audience=audience,
+            lifetime=lifetime,
+            verifier=verifier_id,
+            consent=sorted(set(consent)),
+        )
     except CardError as error:
         raise click.ClickException(str(error)) from None
     click.echo(token)

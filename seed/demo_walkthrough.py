@@ -245,11 +245,17 @@ class Story:
         log = self.service.call("GET", "/v1/holder/access-log", session.body.get("session_token"))
         entries = log.body.get("entries", [])
         outcomes = [entry["outcome"] for entry in entries]
-        ok = log.status == 200 and "invalid_assertion" in outcomes and "licensed" in outcomes
+        # The thief used the real card: their attempt shows. The impostor's token was never
+        # signed by the card, so it is nobody's attempt and stays out of the log.
+        ok = (
+            log.status == 200
+            and {"card_suspended", "licensed", "signed_in"} <= set(outcomes)
+            and "invalid_assertion" not in outcomes
+        )
         self.failures += 0 if ok else 1
         print(
             f"[{'ok ' if ok else 'FAIL'}] 9. {doctor['name']} signs in with the card and sees "
-            "who checked them, including the impostor's and the thief's attempts:"
+            "who checked them, including the thief's attempt with the card:"
         )
         for entry in entries[:10]:
             print(f"       {entry['at']}  {entry['verifier']:<14} {entry['outcome']}")

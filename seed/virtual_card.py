@@ -17,7 +17,7 @@ import base64
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from core import jws
-from seed.card_authority import CardAuthority, atomic_write, file_lock, generate_card_key
+from core.files import write_atomic
+from seed.card_authority import CardAuthority, file_lock, generate_card_key
 
 FORMAT = "virtual-card/1"
 MAX_PIN_ATTEMPTS = 3
@@ -235,8 +236,11 @@ class VirtualCard:
         audience: str,
         now: datetime | None = None,
         lifetime: int = 300,
+        verifier: str | None = None,
+        consent: Sequence[str] = (),
     ) -> str:
-        """The contract's card assertion: RS256 compact JWS over aud, nonce, iat, exp."""
+        """The contract's card assertion: RS256 compact JWS over aud, nonce, iat, exp and,
+        when given, the ``verifier`` asking and the ``consent`` the holder agreed to."""
         key = self.unlock(pin)
         issued_at = int((now or datetime.now(UTC)).timestamp())
         claims: dict[str, Any] = {
@@ -245,6 +249,10 @@ class VirtualCard:
             "iat": issued_at,
             "exp": issued_at + lifetime,
         }
+        if verifier is not None:
+            claims["verifier"] = verifier
+        if consent:
+            claims["consent"] = list(consent)
         headers = {"typ": ASSERTION_TYPE, "x5c": self.x5c()}
         return jws.sign(claims, key, "RS256", headers=headers)
 
@@ -307,4 +315,4 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _write(path: Path, document: dict[str, Any]) -> None:
-    atomic_write(path, json.dumps(document, indent=1).encode("utf-8"), mode=0o600)
+    write_atomic(path, json.dumps(document, indent=1).encode("utf-8"), mode=0o600)

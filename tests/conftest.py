@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from app import create_app
+from app import create_app, import_models
 from clients.service import create_client
 from core import db
 
@@ -70,7 +70,7 @@ def is_postgres(database_url) -> bool:
 
 
 def _delete_all_rows(url: str) -> None:
-    db.import_models()
+    import_models()
     engine = db.make_engine(url)
     with engine.begin() as conn:
         for table in reversed(db.Base.metadata.sorted_tables):

@@ -80,14 +80,16 @@ def test_trust_anchors_follow_the_card_authority_folder(tmp_path, monkeypatch):
     assert settings["CARD_TRUST_ANCHORS"] == str(tmp_path / "ca" / "trust-anchors.pem")
 
 
-def test_optional_settings_come_from_the_environment_in_one_place(tmp_path, monkeypatch):
-    from core.config import OPTIONAL_SETTINGS
+def test_every_default_lives_in_the_config(tmp_path, monkeypatch):
+    from core.config import DEFAULTS, UNSET_BY_DEFAULT
 
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://licences.example")
     monkeypatch.delenv("STATUS_LIST_TTL", raising=False)
     settings = settings_from_env({"HOLDER_RATE_LIMIT_SESSIONS": "1 per minute"})
-    assert set(OPTIONAL_SETTINGS) <= set(settings)
+    assert set(DEFAULTS) | set(UNSET_BY_DEFAULT) <= set(settings)
     assert settings["PUBLIC_BASE_URL"] == "https://licences.example"
     assert settings["STATUS_LIST_TTL"] == 60
+    assert settings["SIGNING_KEY_RETENTION"] == 25 * 3600
+    assert settings["SIGNING_RETIRED_KEYS_DIR"] == str(tmp_path / "retired-signing-keys")
     assert settings["HOLDER_RATE_LIMIT_SESSIONS"] == "1 per minute"

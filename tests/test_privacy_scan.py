@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from app import import_models
 from core import db
 from identity import LICENSING_AGENCY, get_identity_platform, verifier_agency
 from seed.population import generate_people
@@ -30,7 +31,7 @@ def _licensing_database_bytes(app) -> bytes:
         path = Path(make_url(url).database)
         files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
         return b"".join(f.read_bytes() for f in files if f.exists())
-    db.import_models()
+    import_models()
     chunks = []
     with app.extensions["db"].engine.connect() as conn:
         for table in db.Base.metadata.sorted_tables:

@@ -1,21 +1,28 @@
 """Challenges: single-use nonces with a 5-minute life.
 
-A nonce is 256 random bits (``secrets.token_urlsafe(32)``); only its SHA-256 is
-stored. Consumption is ONE conditional UPDATE (nonce, purpose, client, not consumed,
-not expired) whose row count says whether it worked, so two concurrent submissions
-cannot both succeed on SQLite or PostgreSQL, and a check that fails (wrong client,
-expired) changes nothing, so it never burns someone else's nonce.
+A nonce is 256 random bits (``secrets.token_urlsafe(32)``), matched by its SHA-256 (a
+verifier challenge also keeps the nonce for its card request). Consumption is ONE
+conditional UPDATE (nonce, purpose, client, not consumed, not expired) whose row count
+says whether it worked, so two concurrent submissions cannot both succeed on SQLite or
+PostgreSQL, and a check that fails (wrong client, expired) changes nothing, so it never
+burns someone else's nonce.
 
 Two purposes share the table: ``verifier`` challenges are bound to the calling API
 client and a profession; ``holder`` challenges (holder sign-in) are bound to no client.
+
+A verifier challenge keeps its answer (``record_challenge_outcome``): the verification
+body, or the last rejection of an assertion the card signed, so the verifier can read it
+(``challenge_state``) when the card app answered it directly (cross-device flow).
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
@@ -36,11 +43,15 @@ def nonce_hash(nonce: str) -> str:
 @dataclass(frozen=True)
 class IssuedChallenge:
     challenge_id: str
-    nonce: str  # returned once to the caller; only its hash is stored
+    nonce: str  # returned to the caller (a verifier challenge's also by its card request)
     purpose: ChallengePurpose
     client_id: str | None
     profession: str | None
     expires_at: datetime
+
+
+#: What a challenge can ask the holder to consent to, by its column.
+MONITORING = "monitoring"
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,18 @@ class ConsumedChallenge:
     challenge_id: str
     purpose: ChallengePurpose
     client_id: str | None
+    profession: str | None
+    monitoring_requested: bool = False
+
+    @property
+    def consents(self) -> frozenset[str]:
+        """The consents this challenge asked the holder for."""
+        return frozenset({MONITORING}) if self.monitoring_requested else frozenset()
+
+
+@dataclass(frozen=True)
+class PeekedChallenge:
+    challenge_id: str
     profession: str | None
 
 
@@ -57,6 +80,7 @@ def create_challenge(
     *,
     client_id: str | None = None,
     profession: str | None = None,
+    monitoring: bool = False,
     now: datetime | None = None,
     commit: bool = True,
     max_outstanding: int | None = None,
@@ -79,8 +103,10 @@ def create_challenge(
         id=secrets.token_hex(16),
         purpose=purpose,
         nonce_hash=nonce_hash(nonce),
+        nonce=nonce if purpose is ChallengePurpose.VERIFIER else None,
         client_id=client_id,
         profession=profession,
+        monitoring_requested=monitoring,
         created_at=issued_at,
         expires_at=issued_at + CHALLENGE_LIFETIME,
     )
@@ -124,7 +150,8 @@ def _usable_conditions(owner_is_null: bool) -> tuple:
 
 
 _COLUMNS = tuple(
-    Challenge.__table__.c[name] for name in ("id", "purpose", "client_id", "profession")
+    Challenge.__table__.c[name]
+    for name in ("id", "purpose", "client_id", "profession", "monitoring_requested")
 )
 
 
@@ -173,24 +200,100 @@ def consume_nonce(
     row = session.execute(statement, params).one_or_none()
     if row is None:
         return None
-    return ConsumedChallenge(row.id, ChallengePurpose(row.purpose), row.client_id, row.profession)
+    return ConsumedChallenge(
+        row.id,
+        ChallengePurpose(row.purpose),
+        row.client_id,
+        row.profession,
+        bool(row.monitoring_requested),
+    )
 
 
-def peek_profession(
+def peek_challenge(
     session: Session, nonce: str, purpose: ChallengePurpose, *, client_id: str | None
-) -> str | None:
-    """The profession of this caller's challenge for ``nonce``, if any; changes nothing.
+) -> PeekedChallenge | None:
+    """This caller's challenge for ``nonce``, if any; changes nothing.
 
-    Used only to label a rejected attempt in the holder's access log.
+    Used only to label a rejected attempt (the holder's log, the challenge's state).
     """
     if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_LENGTH:
         return None
     owner = Challenge.client_id.is_(None) if client_id is None else Challenge.client_id == client_id
-    return session.scalar(
-        select(Challenge.profession).where(
+    row = session.execute(
+        select(Challenge.id, Challenge.profession).where(
             Challenge.nonce_hash == nonce_hash(nonce), Challenge.purpose == purpose, owner
         )
+    ).one_or_none()
+    return PeekedChallenge(row.id, row.profession) if row is not None else None
+
+
+def peek_challenge_by_id(session: Session, challenge_id: str) -> PeekedChallenge | None:
+    """The challenge ``challenge_id`` (the caller has checked whose it is); changes nothing."""
+    profession = session.scalar(select(Challenge.profession).where(Challenge.id == challenge_id))
+    return PeekedChallenge(challenge_id, profession) if profession is not None else None
+
+
+_RECORD_OUTCOME = (
+    update(Challenge.__table__)
+    .where(Challenge.__table__.c.id == bindparam("b_id"))
+    .values(
+        verification=bindparam("b_verification"),
+        rejection=bindparam("b_rejection"),
+        consented_to=bindparam("b_consented_to"),
     )
+)
+
+
+def record_challenge_outcome(
+    session: Session,
+    challenge_id: str,
+    *,
+    verification: dict[str, Any] | None = None,
+    consented_to: list[str] | None = None,
+    rejection: dict[str, Any] | None = None,
+) -> None:
+    """Keeps a verifier challenge's answer (not committed): the verification body and
+    the consents recorded, or the problem body of a rejection."""
+    session.execute(
+        _RECORD_OUTCOME,
+        {
+            "b_id": challenge_id,
+            "b_verification": verification,
+            "b_rejection": rejection,
+            "b_consented_to": consented_to,
+        },
+    )
+
+
+class ChallengeState(enum.StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+def find_verifier_challenge(
+    session: Session, challenge_id: str, *, client_id: str | None = None
+) -> Challenge | None:
+    """The verifier challenge ``challenge_id`` (of ``client_id`` when given), or None."""
+    if not isinstance(challenge_id, str) or len(challenge_id) > 32:
+        return None
+    challenge = session.get(Challenge, challenge_id)
+    if challenge is None or challenge.purpose is not ChallengePurpose.VERIFIER:
+        return None
+    if client_id is not None and challenge.client_id != client_id:
+        return None
+    return challenge
+
+
+def challenge_state(challenge: Challenge, now: datetime) -> ChallengeState:
+    if challenge.verification is not None or challenge.consumed_at is not None:
+        return ChallengeState.COMPLETED
+    if challenge.expires_at <= now:
+        return ChallengeState.EXPIRED
+    if challenge.rejection is not None:
+        return ChallengeState.REJECTED
+    return ChallengeState.PENDING
 
 
 def prune_challenges(session: Session, *, older_than: timedelta = timedelta(days=1)) -> int:

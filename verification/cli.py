@@ -1,4 +1,5 @@
-"""``flask crl import FILE`` (the card authority feed) and ``flask challenges prune``."""
+"""``flask crl import FILE`` (the card authority feed), ``flask crl status`` and
+``flask challenges prune``."""
 
 from __future__ import annotations
 
@@ -10,10 +11,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from core.cli import ServiceGroup
-from core.db import get_session
+from core.db import get_session, utcnow
 from verification.challenges import prune_challenges
 from verification.errors import InvalidCrl
-from verification.revocation import MAX_CRL_BYTES, import_crl
+from verification.revocation import (
+    MAX_CRL_BYTES,
+    ca_crl_states,
+    describe_ca,
+    import_crl,
+    stale_crl_advice,
+)
 
 crl_cli = ServiceGroup("crl", help="Card revocation lists from the card authority.")
 challenges_cli = ServiceGroup("challenges", help="Verifier and holder challenges (nonces).")
@@ -42,6 +49,31 @@ def import_command(file: Path) -> None:
         f"CRL {state}: issuer {imported.issuer}, number {imported.crl_number}, "
         f"{imported.revoked} revoked, next update {imported.next_update.isoformat()}"
     )
+
+
+@crl_cli.command("status")
+def status_command() -> None:
+    """Each CA of CARD_TRUST_ANCHORS: its current CRL's thisUpdate, nextUpdate and age.
+
+    Exits with status 1 when a CA makes /readyz fail (what to do is printed)."""
+    now = utcnow()
+    failing = False
+    for state in ca_crl_states(get_session(), now):
+        line = describe_ca(state.authority, state.role)
+        if state.this_update is None or state.next_update is None:
+            line += ": no CRL" + ("" if state.issues_cards else " (none required)")
+        else:
+            age = int((now - state.this_update).total_seconds()) // 60
+            line += (
+                f": CRL #{state.crl_number}, thisUpdate {state.this_update.isoformat()}, "
+                f"nextUpdate {state.next_update.isoformat()}, age {age // 60}h{age % 60:02d}m"
+            )
+        if problem := state.problem(now):
+            failing = True
+            line += f"\n  not ready: it {problem}; {stale_crl_advice(state.authority)}"
+        click.echo(line)
+    if failing:
+        raise click.exceptions.Exit(1)
 
 
 @challenges_cli.command("prune")

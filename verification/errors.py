@@ -3,28 +3,17 @@
 Every class is a ``core.errors.ServiceError`` (problem+json with a stable ``code``).
 ``detail`` is fixed text: never a token, a certificate field or exception text.
 
-The pipeline attaches context for the caller (never sent to the client): ``leaf`` is
-the card certificate once its chain has validated (step 3), ``nonce`` the nonce claim
-once the payload has been read. The verifier flow uses them to record a rejected
-attempt for the holder of a known card.
+A rejection of an assertion the card signed reaches the flows wrapped in
+``verification.pipeline.AssertionRejected``, which holds the card assertion as data.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
-
 from core.errors import ServiceError
-
-if TYPE_CHECKING:
-    from cryptography import x509
 
 
 class VerificationError(ServiceError):
     """Base of every rejection of a card assertion or a CRL."""
-
-    leaf: x509.Certificate | None = None
-    nonce: str | None = None
-    step: ClassVar[int | None] = None
 
 
 class InvalidRequest(VerificationError):
@@ -49,7 +38,10 @@ class UntrustedCertificate(VerificationError):
 
 class InvalidNonce(VerificationError):
     status, code, title = 401, "invalid_nonce", "Invalid nonce"
-    default_detail = "The nonce is unknown, expired, already used or not issued to this client."
+    default_detail = (
+        "The nonce is unknown, expired, already used or not issued to this client: ask for "
+        "a new challenge and have the card sign its nonce."
+    )
 
 
 class CardSuspended(VerificationError):

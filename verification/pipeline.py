@@ -1,46 +1,43 @@
-"""The card-assertion verification pipeline, numbered as in the architecture.
+"""The card-assertion verification pipeline, numbered in the order the steps run.
 
- 0. Size limits before parsing (body, header, x5c count)         -> 413 payload_too_large
- 1. Strict compact JWS parse; typ; only alg/typ/x5c/kid in header -> 400 / 401 invalid_assertion
- 2. alg allow-list: RS256 only                                    -> 401 invalid_assertion
- 3. x5c chain to the card trust anchors, card profile, key size   -> 401 untrusted_certificate
- 4. Revocation against the issuer's newest CRL                    -> 403 card_* / 503
- 5. Signature with the validated leaf's key only                  -> 401 invalid_assertion
- 6. Claims: aud, iat/exp bounds, nonce present                    -> 401 invalid_assertion
- 7. Nonce: consumed by one conditional UPDATE (issued to this    -> 401 invalid_nonce
-    caller, unused, unexpired)
- 8. Identity platform: certificate -> licensing code -> licences
- 9. Outcome for the asked profession; verifier's pairwise code; receipt; access record
+ 0. Size limits before parsing (body, header, x5c count)          -> 413 payload_too_large
+ 1. Strict compact JWS parse (once); typ; only alg/typ/x5c/kid     -> 400 / 401 invalid_assertion
+ 2. alg allow-list: RS256 only                                     -> 401 invalid_assertion
+ 3. x5c chain to the card trust anchors, card profile, key size    -> 401 untrusted_certificate
+ 4. Signature of the parsed token with the validated leaf's key   -> 401 invalid_assertion
+ 5. Claims: aud for this purpose, iat/exp bounds, nonce present,  -> 401 invalid_assertion
+    ``verifier`` (when present) the challenge's client, ``consent`` well formed
+ 6. Revocation against the issuer's newest CRL                     -> 403 card_* / 503
+ 7. Identity platform: certificate -> licensing code -> licences
+ 8. Nonce: consumed by one conditional UPDATE (issued to this     -> 401 invalid_nonce
+    verifier, unused, unexpired)
+ 9. Outcome for the asked profession, pairwise code, receipt, access record
+    (``verification.outcome``)
 
-Steps 0-6 are ``check_card_assertion`` and steps 0-7 ``verify_card_assertion``, shared
-by every flow that accepts a card assertion; the holder sign-in flow consumes a public
-holder challenge at step 7. The verifier flow (``run_verifier_flow``) runs steps 0-6,
-then step 8, then step 7, then step 9, in one transaction: the challenge's profession is
-known only from the consuming UPDATE, so step 8 reads the holder's licences of every
-profession (one indexed query, usually one row) and step 9 keeps the asked one only.
-Why step 7 comes after the lookups: on SQLite the first write takes the database's write
-lock until COMMIT, and consuming first held it through the identity platform and the
-licence lookup, serialising every verification behind them. Consuming there also spares
-a separate read of the challenge (one database round trip less on PostgreSQL). If the
-nonce is not consumable (replayed, expired, another verifier's, or consumed by a
-concurrent submission) the UPDATE matches no row: 401 invalid_nonce, rolled back,
-nothing written.
+Signature and claims come before revocation: a token the card did not sign never
+learns the card's status. Steps 0-6 are ``check_card_assertion``, shared by every flow
+that accepts a card assertion; the holder sign-in flow then consumes a public holder
+challenge (``verify_card_assertion``). The verifier flow (``run_verifier_flow``) runs
+0-9 in one transaction whose first write is the nonce UPDATE of step 8: on SQLite the
+first write takes the database's write lock until COMMIT, so consuming after the
+identity lookup keeps that lock short, and the UPDATE's RETURNING names the asked
+profession (no separate read of the challenge). Step 7 therefore reads the holder's
+licences of every profession (one indexed query, usually one row) and step 9 keeps the
+asked one only. If the nonce is not consumable (replayed, expired, another verifier's,
+or consumed by a concurrent submission) the UPDATE matches no row: 401 invalid_nonce,
+rolled back, nothing written.
 
-Failures raise ``verification.errors`` classes. From step 4 on the chain has
-validated, and the error carries the card certificate (``error.leaf``) and the nonce
-claim (``error.nonce``), so the caller can tell the card's holder about the attempt.
-
-Everything happens in the caller's session; steps 0-6 and 8 only read, and the nonce
-UPDATE is the transaction's first write, so on SQLite the write lock is taken by it.
+A rejection before the card's signature verified raises a ``verification.errors``
+class and is nobody's attempt. From step 5 on the card signed the token, and the
+rejection is an ``AssertionRejected`` holding the error and the ``CardAssertion``, so
+the flow can tell the card's holder about the attempt (an access-log entry).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,18 +46,20 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, current_app
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from core import jws
+from core.claims import ClaimsError, Problem, check_times
 from core.db import utcnow
-from core.signing import get_keyring
+from core.errors import problem_body
 from verification.challenges import (
     MAX_NONCE_LENGTH,
     ChallengePurpose,
     ConsumedChallenge,
     consume_nonce,
-    peek_profession,
+    peek_challenge,
+    peek_challenge_by_id,
+    record_challenge_outcome,
 )
 from verification.errors import (
     InvalidAssertion,
@@ -70,23 +69,32 @@ from verification.errors import (
     UntrustedCertificate,
     VerificationError,
 )
-from verification.models import AccessRecord
+from verification.outcome import (
+    LicenceFacts,
+    VerificationResult,
+    Verifier,
+    answer_to_keep,
+    best_effort,
+    conclude,
+    record_access,
+)
 from verification.revocation import check_chain
+from verification.schemas import VERIFICATION_BODY
 from verification.trust import MALFORMED, get_trust_anchors
 
-log = logging.getLogger("licence_service.verification")
-
 ASSERTION_TYPE = "card-assertion+jwt"
-RECEIPT_TYPE = "verification-receipt+jwt"
 ALLOWED_ALGORITHMS: tuple[jws.Algorithm, ...] = ("RS256",)
 ALLOWED_HEADER_MEMBERS = frozenset({"alg", "typ", "x5c", "kid"})
 MAX_TOKEN_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 16 * 1024
 MAX_X5C_ENTRIES = 4
 CLOCK_LEEWAY_SECONDS = 60
+MAX_LIFETIME_SECONDS = 300
+#: What a card may consent to in an assertion (contract: cross-device card flow).
+CONSENTS = frozenset({"monitoring"})
+MAX_VERIFIER_ID_LENGTH = 32
 # An empty signature (alg "none") has the structure; it fails in step 1 as content.
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-MAX_LIFETIME_SECONDS = 300
 
 #: (session, nonce claim, now) -> the consumed challenge, or None if not consumable.
 NonceConsumer = Callable[[Session, str, datetime], ConsumedChallenge | None]
@@ -94,12 +102,11 @@ NonceConsumer = Callable[[Session, str, datetime], ConsumedChallenge | None]
 
 @dataclass(frozen=True)
 class CardAssertion:
-    """A card assertion that passed steps 0-6: its chain validated, not revoked, signed
-    by the card, claims within bounds. Its nonce is not consumed yet."""
+    """A card assertion whose chain validated and whose signature the card made (steps
+    0-4). ``claims`` are the signed claims, checked only if it passed step 5."""
 
     chain: list[x509.Certificate]  # leaf first, trust anchor last
     claims: dict[str, Any]
-    nonce: str
     verified_at: datetime
 
     @property
@@ -113,21 +120,39 @@ class CardAssertion:
             raise UntrustedCertificate()
         return key
 
-    def rejection(self, error: VerificationError) -> VerificationError:
-        """``error``, naming this card and nonce so its holder can be told of the attempt."""
-        error.leaf = self.leaf
-        error.nonce = self.nonce
-        return error
+    @property
+    def nonce(self) -> str | None:
+        """The nonce claim if it can be one of ours (always, once step 5 passed)."""
+        nonce = self.claims.get("nonce")
+        if isinstance(nonce, str) and 0 < len(nonce) <= MAX_NONCE_LENGTH:
+            return nonce
+        return None
+
+    @property
+    def consent(self) -> frozenset[str]:
+        """What the card signed its consent to (well formed once step 5 passed)."""
+        consent = self.claims.get("consent")
+        return frozenset(consent) if isinstance(consent, list) else frozenset()
 
 
 @dataclass(frozen=True)
 class VerifiedAssertion(CardAssertion):
-    """A card assertion that passed steps 0-7: its nonce consumed (not committed)."""
+    """A card assertion that passed steps 0-6 and whose nonce is consumed (not committed)."""
 
     challenge: ConsumedChallenge
 
 
-# --- steps 0-7 ------------------------------------------------------------------------
+class AssertionRejected(Exception):
+    """A rejection of an assertion the card signed: ``error`` is the answer, ``assertion``
+    names the card (and its nonce claim) so that its holder can be told of the attempt."""
+
+    def __init__(self, error: VerificationError, assertion: CardAssertion) -> None:
+        super().__init__(error.code)
+        self.error = error
+        self.assertion = assertion
+
+
+# --- steps 0-6 (and 8 for holder sign-in) ---------------------------------------------
 
 
 def step0_size_limits(token: str) -> None:
@@ -183,60 +208,79 @@ def step3_certificate_chain(
     return anchors.validate_card_chain(certificates[0], certificates[1:], now)
 
 
-def step4_revocation(
-    session: Session, chain: list[x509.Certificate], now: datetime, app: Flask
+def step4_signature(
+    parsed: jws.CompactJws, leaf: x509.Certificate, algorithm: jws.Algorithm
 ) -> None:
-    check_chain(session, chain, now, app)
-
-
-def step5_signature(token: str, leaf: x509.Certificate, algorithm: jws.Algorithm) -> None:
     try:
-        jws.verify_signature(token, leaf.public_key(), [algorithm])
+        jws.verify_parsed(parsed, leaf.public_key(), algorithm)
     except jws.JwsError:
         raise InvalidAssertion("The assertion signature does not verify.") from None
 
 
-def _numeric_date(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidAssertion("iat and exp must be integers.")
-    return value
+_TIME_DETAILS = {
+    Problem.MISSING: "iat and exp must be integers.",
+    Problem.MALFORMED: "iat and exp must be integers.",
+    Problem.LIFETIME: "The assertion lifetime must be at most 300 seconds.",
+    Problem.FUTURE: "The assertion is issued in the future.",
+    Problem.TOO_OLD: "The assertion has expired.",
+    Problem.EXPIRED: "The assertion has expired.",
+    Problem.NOT_YET_VALID: "The assertion is not valid yet.",
+}
 
 
-def step6_claims(claims: dict[str, Any], audience: str, now: datetime) -> str:
-    if claims.get("aud") != audience or not isinstance(claims.get("aud"), str):
-        raise InvalidAssertion("The assertion is for another audience.")
-    issued_at = _numeric_date(claims.get("iat"))
-    expires = _numeric_date(claims.get("exp"))
-    if not 0 < expires - issued_at <= MAX_LIFETIME_SECONDS:
-        raise InvalidAssertion("The assertion lifetime must be at most 300 seconds.")
-    current = now.timestamp()
-    if issued_at > current + CLOCK_LEEWAY_SECONDS:
-        raise InvalidAssertion("The assertion is issued in the future.")
-    if expires + CLOCK_LEEWAY_SECONDS < current:
-        raise InvalidAssertion("The assertion has expired.")
+def step5_claims(
+    claims: dict[str, Any], *, audience: str, verifier_id: str | None, now: datetime
+) -> str:
+    """The nonce claim, once every claim is within bounds. ``verifier_id`` is the client
+    whose challenge this must answer (None: a holder sign-in, which names no verifier)."""
+    aud = claims.get("aud")
+    if not isinstance(aud, str) or aud != audience:
+        raise InvalidAssertion("The assertion is for another audience or purpose.")
+    try:
+        check_times(
+            claims,
+            now=now.timestamp(),
+            leeway=CLOCK_LEEWAY_SECONDS,
+            max_lifetime=MAX_LIFETIME_SECONDS,
+            require_nbf=False,
+        )
+    except ClaimsError as error:
+        raise InvalidAssertion(_TIME_DETAILS[error.problem]) from None
     nonce = claims.get("nonce")
     if not isinstance(nonce, str) or not 0 < len(nonce) <= MAX_NONCE_LENGTH:
         raise InvalidAssertion("The assertion has no valid nonce.")
+    if "verifier" in claims and claims["verifier"] != verifier_id:
+        raise InvalidAssertion(
+            "The assertion names another verifier: ask the holder to sign this verifier's request."
+        )
+    consent = claims.get("consent", [])
+    if (
+        not isinstance(consent, list)
+        or len(consent) > len(CONSENTS)
+        or not all(isinstance(item, str) and item in CONSENTS for item in consent)
+        or len(set(consent)) != len(consent)
+    ):
+        raise InvalidAssertion("The assertion's consent must be a list of known consents.")
     return nonce
 
 
-def step7_nonce(
-    session: Session, assertion: CardAssertion, consume: NonceConsumer
-) -> ConsumedChallenge:
-    challenge = consume(session, assertion.nonce, assertion.verified_at)
-    if challenge is None:
-        raise assertion.rejection(InvalidNonce())
-    return challenge
+def step6_revocation(
+    session: Session, chain: list[x509.Certificate], now: datetime, app: Flask
+) -> None:
+    check_chain(session, chain, now, app)
 
 
 def check_card_assertion(
     session: Session,
     token: str,
     *,
+    audience: str,
+    verifier_id: str | None,
     now: datetime | None = None,
     app: Flask | None = None,
 ) -> CardAssertion:
-    """Steps 0-6; reads only."""
+    """Steps 0-6; reads only. Raises a ``VerificationError`` up to step 4 and an
+    ``AssertionRejected`` from step 5 on (the card signed the token)."""
     application = app or current_app
     at = now or utcnow()
     if not isinstance(token, str):
@@ -245,16 +289,24 @@ def check_card_assertion(
     parsed = step1_parse(token)
     algorithm = step2_algorithm(parsed.header)
     chain = step3_certificate_chain(parsed.header, at, application)
+    step4_signature(parsed, chain[0], algorithm)
+    assertion = CardAssertion(chain, parsed.payload, at)
     try:
-        step4_revocation(session, chain, at, application)
-        step5_signature(token, chain[0], algorithm)
-        nonce = step6_claims(parsed.payload, application.config["SERVICE_AUDIENCE"], at)
+        step5_claims(parsed.payload, audience=audience, verifier_id=verifier_id, now=at)
+        step6_revocation(session, chain, at, application)
     except VerificationError as error:
-        claimed_nonce = parsed.payload.get("nonce")
-        error.leaf = chain[0]
-        error.nonce = claimed_nonce if isinstance(claimed_nonce, str) else None
-        raise
-    return CardAssertion(chain, parsed.payload, nonce, at)
+        raise AssertionRejected(error, assertion) from None
+    return assertion
+
+
+def step8_nonce(
+    session: Session, assertion: CardAssertion, consume: NonceConsumer
+) -> ConsumedChallenge:
+    nonce = assertion.nonce
+    challenge = consume(session, nonce, assertion.verified_at) if nonce else None
+    if challenge is None:
+        raise AssertionRejected(InvalidNonce(), assertion)
+    return challenge
 
 
 def verify_card_assertion(
@@ -262,16 +314,19 @@ def verify_card_assertion(
     token: str,
     consume: NonceConsumer,
     *,
+    audience: str,
+    verifier_id: str | None = None,
     now: datetime | None = None,
     app: Flask | None = None,
 ) -> VerifiedAssertion:
-    """Steps 0-7. On success the nonce is consumed but NOT committed: the caller commits
-    it with whatever the assertion unlocks, or rolls back (and the nonce stays usable)."""
-    assertion = check_card_assertion(session, token, now=now, app=app)
-    challenge = step7_nonce(session, assertion, consume)
-    return VerifiedAssertion(
-        assertion.chain, assertion.claims, assertion.nonce, assertion.verified_at, challenge
+    """Steps 0-6 and 8 (no licence lookup: holder sign-in). On success the nonce is
+    consumed but NOT committed: the caller commits it with whatever the assertion
+    unlocks, or rolls back (and the nonce stays usable)."""
+    assertion = check_card_assertion(
+        session, token, audience=audience, verifier_id=verifier_id, now=now, app=app
     )
+    challenge = step8_nonce(session, assertion, consume)
+    return VerifiedAssertion(assertion.chain, assertion.claims, assertion.verified_at, challenge)
 
 
 def verifier_nonce_consumer(client_id: str) -> NonceConsumer:
@@ -292,74 +347,7 @@ def holder_nonce_consumer() -> NonceConsumer:
     return consume
 
 
-# --- steps 8-9: the verifier flow ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Verifier:
-    """The calling API client, as the access record shows it to the holder."""
-
-    client_id: str
-    name: str
-
-
-@dataclass(frozen=True)
-class VerificationResult:
-    verification_id: str
-    outcome: str
-    profession: str
-    holder: dict[str, str] | None
-    licence: dict[str, Any] | None
-    checked_at: datetime
-    receipt: str
-
-    def as_json(self) -> dict[str, Any]:
-        """The contract's verification response body."""
-        return {
-            "verification_id": self.verification_id,
-            "outcome": self.outcome,
-            "profession": self.profession,
-            "holder": self.holder,
-            "licence": self.licence,
-            "checked_at": rfc3339(self.checked_at),
-            "receipt": self.receipt,
-        }
-
-
-def sign_receipt(
-    app: Flask,
-    *,
-    verifier: Verifier,
-    profession: str,
-    outcome: str,
-    subject: str | None,
-    at: datetime,
-) -> tuple[str, str]:
-    """A new verification id and its receipt: an ES256 JWS the verifier keeps as evidence
-    (``sub`` only when a holder was identified)."""
-    verification_id = secrets.token_hex(16)
-    claims: dict[str, Any] = {
-        "iss": app.config["SERVICE_AUDIENCE"],
-        "verification_id": verification_id,
-        "verifier": verifier.client_id,
-        "profession": profession,
-        "outcome": outcome,
-        "iat": int(at.timestamp()),
-    }
-    if subject is not None:
-        claims["sub"] = subject
-    return verification_id, get_keyring(app).sign(claims, RECEIPT_TYPE)
-
-
-OUTCOME_BY_STATUS = {"active": "licensed", "suspended": "suspended", "revoked": "revoked"}
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _calendar_date(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+# --- steps 7-9: the verifier flow ---------------------------------------------------------
 
 
 def run_verifier_flow(
@@ -367,48 +355,56 @@ def run_verifier_flow(
     token: str,
     verifier: Verifier,
     *,
+    challenge_id: str | None = None,
     now: datetime | None = None,
     app: Flask | None = None,
 ) -> VerificationResult:
-    """Steps 0-9 for ``POST /v1/verifications``: reads, then one short write transaction
-    (nonce UPDATE, access record INSERT, COMMIT).
+    """Steps 0-9 for ``POST /v1/verifications`` and, with ``challenge_id``, for the card
+    app's ``POST /v1/challenges/{id}/response``: reads, then one short write transaction
+    (nonce UPDATE, access record INSERT, the challenge's outcome, COMMIT).
 
-    A rejection after the chain validated (including a nonce consumed concurrently while
-    this submission was in step 8) is recorded for the card's holder (if the identity
-    platform knows the card) in a separate transaction; it never consumes a nonce and the
-    response is the same whether or not a record was written.
+    A rejection of an assertion the card signed (including a nonce consumed concurrently
+    while this submission was in step 7) is recorded for the card's holder (if the
+    identity platform knows the card) in a separate transaction; it never consumes a
+    nonce and the response is the same whether or not a record was written.
     """
     application = app or current_app
     at = now or utcnow()
     try:
-        assertion = check_card_assertion(session, token, now=at, app=application)
-        result = _identify_consume_and_record(session, assertion, verifier, application)
-    except VerificationError as error:
+        assertion = check_card_assertion(
+            session,
+            token,
+            audience=application.config["SERVICE_AUDIENCE"],
+            verifier_id=verifier.client_id,
+            now=at,
+            app=application,
+        )
+        return _identify_consume_and_conclude(
+            session, assertion, verifier, challenge_id, application
+        )
+    except AssertionRejected as rejected:
         session.rollback()  # the nonce stays usable
-        if error.leaf is not None:
-            record_rejected_attempt(session, error, verifier, at)
-        raise
+        record_rejected_attempt(session, rejected, verifier, challenge_id=challenge_id)
+        raise rejected.error from None
     except BaseException:
         session.rollback()  # the nonce stays usable
         raise
-    return result
 
 
-#: Built once (hot path): executing a prebuilt Core INSERT with a parameter dict skips
-#: statement construction and cache-key generation on every verification.
-_INSERT_ACCESS_RECORD = insert(AccessRecord.__table__)
-
-
-def _identify_consume_and_record(
-    session: Session, assertion: CardAssertion, verifier: Verifier, app: Flask
+def _identify_consume_and_conclude(
+    session: Session,
+    assertion: CardAssertion,
+    verifier: Verifier,
+    challenge_id: str | None,
+    app: Flask,
 ) -> VerificationResult:
-    """Steps 8, 7 and 9 of the verifier flow (see the module docstring for the order)."""
+    """Steps 7, 8 and 9 of the verifier flow (see the module docstring)."""
     from identity import LICENSING_AGENCY, get_identity_platform, verifier_agency
     from licensing.service import licences_for_holder
 
     at = assertion.verified_at
 
-    # 8. Identity platform: certificate -> licensing agency code -> licences. One lookup of
+    # 7. Identity platform: certificate -> licensing agency code -> licences. One lookup of
     # the card's holder yields both codes; the verifier's pairwise code is only used
     # (receipt ``sub``, response ``holder.subject``) when a licence is found below, never
     # recorded or returned for ``not_licensed``.
@@ -422,86 +418,83 @@ def _identify_consume_and_record(
         else {}
     )
 
-    # 7. The nonce, consumed by the one conditional UPDATE (the first write); its
-    # challenge names the profession asked.
-    challenge = step7_nonce(session, assertion, verifier_nonce_consumer(verifier.client_id))
+    # 8. The nonce, consumed by the one conditional UPDATE (the first write); its
+    # challenge names the profession asked. On the card app's route the nonce must be
+    # the one of the challenge it answers.
+    challenge = step8_nonce(session, assertion, verifier_nonce_consumer(verifier.client_id))
+    if challenge_id is not None and challenge.challenge_id != challenge_id:
+        raise AssertionRejected(InvalidNonce(), assertion)
     profession = challenge.profession
     assert profession is not None  # verifier challenges always carry one
 
     # 9. Outcome for the asked profession only, pairwise code, receipt, access record.
     licence = licences.get(profession)
-    holder: dict[str, str] | None = None
-    licence_view: dict[str, Any] | None = None
-    subject: str | None = None
-    if licence is None:
-        outcome = "not_licensed"
-    else:
-        outcome = OUTCOME_BY_STATUS[licence.status]
-        subject = verifier_code
-        holder = {"name": licence.name, "subject": subject}
-        licence_view = {
-            "status": licence.status,
-            "registered_year": licence.registered_year,
-            "suspended_until": _calendar_date(licence.suspended_until),
-        }
-    verification_id, receipt = sign_receipt(
-        app, verifier=verifier, profession=profession, outcome=outcome, subject=subject, at=at
+    result = conclude(
+        app,
+        verifier=verifier,
+        profession=profession,
+        licence=LicenceFacts(
+            licence.status, licence.name, licence.registered_year, licence.suspended_until
+        )
+        if licence is not None
+        else None,
+        subject=verifier_code,
+        at=at,
+        # Consent counts only if the card signed it and the challenge asked for it.
+        consented_to=sorted(assertion.consent & challenge.consents),
     )
     if holder_code is not None:
-        session.execute(
-            _INSERT_ACCESS_RECORD,
-            {
-                "id": secrets.token_hex(16),
-                "holder_code": holder_code,
-                "verifier_client_id": verifier.client_id,
-                "verifier_name": verifier.name,
-                "at": at,
-                "profession": profession,
-                "outcome": outcome,
-                "verification_id": verification_id,
-            },
+        record_access(
+            session,
+            holder_code=holder_code,
+            verifier=verifier,
+            at=at,
+            profession=profession,
+            outcome=result.outcome,
+            verification_id=result.verification_id,
         )
-    session.commit()  # the nonce consumption and the access record, together
-    return VerificationResult(
-        verification_id, outcome, profession, holder, licence_view, at, receipt
+    record_challenge_outcome(
+        session,
+        challenge.challenge_id,
+        verification=answer_to_keep(VERIFICATION_BODY.dump(result)),
+        consented_to=list(result.consented_to),
     )
+    session.commit()  # the nonce, the access record and the challenge's outcome, together
+    return result
 
 
 def record_rejected_attempt(
-    session: Session, error: VerificationError, verifier: Verifier, at: datetime
+    session: Session,
+    rejected: AssertionRejected,
+    verifier: Verifier,
+    *,
+    challenge_id: str | None = None,
 ) -> None:
-    """Access record ``outcome = error.code`` for the holder of a known card.
-
-    Best effort and silent: it must not change the response (no leak of whether the
-    card is known) and must not touch the nonce (``peek_profession`` only reads).
-    """
+    """The holder of a known card learns of a rejected attempt the card signed, and the
+    challenge it answered (if it is this verifier's) shows the rejection. Best effort,
+    and never touches the nonce (``peek_challenge`` only reads)."""
     from identity import LICENSING_AGENCY, get_identity_platform
 
-    if error.leaf is None:
-        return
-    try:
-        holder_code = get_identity_platform().code_for_certificate(LICENSING_AGENCY, error.leaf)
-        if holder_code is None:
-            return
-        profession = None
-        if error.nonce is not None:
-            profession = peek_profession(
-                session, error.nonce, ChallengePurpose.VERIFIER, client_id=verifier.client_id
+    assertion, error = rejected.assertion, rejected.error
+    with best_effort(session):
+        nonce = assertion.nonce
+        if challenge_id is not None:  # the card app answered this challenge's request
+            challenge = peek_challenge_by_id(session, challenge_id)
+        elif nonce is not None:
+            challenge = peek_challenge(
+                session, nonce, ChallengePurpose.VERIFIER, client_id=verifier.client_id
             )
-        session.add(
-            AccessRecord(
-                id=secrets.token_hex(16),
+        else:
+            challenge = None
+        if challenge is not None:
+            record_challenge_outcome(session, challenge.challenge_id, rejection=problem_body(error))
+        holder_code = get_identity_platform().code_for_certificate(LICENSING_AGENCY, assertion.leaf)
+        if holder_code is not None:
+            record_access(
+                session,
                 holder_code=holder_code,
-                verifier_client_id=verifier.client_id,
-                verifier_name=verifier.name,
-                at=at,
-                profession=profession,
+                verifier=verifier,
+                at=assertion.verified_at,
+                profession=challenge.profession if challenge else None,
                 outcome=error.code,
             )
-        )
-        session.commit()
-    except Exception as failure:  # noqa: BLE001 - the rejection itself must still be returned
-        session.rollback()
-        log.warning(
-            "could not record a rejected attempt", extra={"error_class": type(failure).__name__}
-        )

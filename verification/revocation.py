@@ -1,35 +1,46 @@
-"""Card revocation from CRLs (pipeline step 4) and the card authority's CRL feed.
+"""Card revocation from CRLs (the pipeline's revocation step) and the card authority's feed.
 
 Import (``PUT /v1/card-authority/crl``, ``flask crl import``, the card authority
 stand-in's ``publish-crl``): a full CRL, signed by a root or issuing CA of the trust
-bundle whose keyUsage has cRLSign, not a delta or partitioned CRL, not past its
-nextUpdate, with a CRLNumber that never goes backwards for its issuer (the same number
-again is accepted only for the identical CRL, as a no-op). Anything else is 422
-``invalid_crl``. The newest CRL per issuing CA is kept in ``verification_crls``.
+bundle whose keyUsage has cRLSign. Refused with 422 ``invalid_crl``: a delta, indirect
+or partitioned CRL (an issuingDistributionPoint naming a distribution point or limiting
+the scope), a critical CRLNumber (RFC 5280 5.2.3), a serial listed twice, a CRL already
+past its nextUpdate or valid for more than ``MAX_CRL_VALIDITY`` (7 days), a thisUpdate
+older than the current CRL's, a CRLNumber lower than the current one for its issuer
+(the same number again is accepted only for the identical CRL, as a no-op). The newest
+CRL per CA is kept in ``verification_crls``; every revocation other than
+certificateHold is also kept in ``verification_permanent_revocations``, so a later CRL
+that omits it cannot lift it.
 
-Check: the card's serial against the newest CRL of the CA that issued it (the CA in
-the validated chain, identified by subject and key); certificateHold -> 403
-``card_suspended``, any other entry -> 403 ``card_revoked``; no CRL, or one past its
-nextUpdate -> 503 ``revocation_unavailable`` (fail closed). A held card that a later CRL
-no longer lists works again. Intermediates are checked against their issuer's CRL
+Status (``card_status``/``card_statuses``, the one rule used by the pipeline and the
+holder's status lists): for each link of a validated chain (leaf first), the
+certificate's serial against the current CRL of the CA that issued it (identified by
+subject and key): a permanent revocation, or any entry of a CA certificate ->
+``REVOKED``; certificateHold on the card -> ``HOLD``; no CRL for the card's issuer, or
+a stale one -> ``UNKNOWN`` (fail closed); otherwise ``GOOD``. A held card that a later
+CRL no longer lists works again. Intermediates are checked against their issuer's CRL
 when that CA has published one. Nothing named inside a certificate is ever fetched.
+``check_chain`` raises the pipeline's error for a status: 403 ``card_revoked`` /
+``card_suspended``, 503 ``revocation_unavailable`` naming the CA and what to do.
 
 Per process, each issuer's revoked serials are cached keyed by the CRL's SHA-256, so a
 verification costs one small indexed query; another worker's import is picked up on
-the next verification because the digest in the row changes.
+the next verification because the digest in the row changes (permanent revocations only
+change together with the CRL).
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
 from flask import Flask, current_app
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,15 +52,24 @@ from verification.errors import (
     RevocationUnavailable,
     TrustAnchorsUnavailable,
 )
-from verification.models import CardCrl
+from verification.models import CardCrl, PermanentRevocation
 from verification.trust import MALFORMED, TrustAnchors, ca_key, get_trust_anchors
 
 MAX_CRL_BYTES = 16 * 1024 * 1024
 #: A CRL may claim a thisUpdate this far in the future (clock skew), no more.
 THIS_UPDATE_LEEWAY = timedelta(minutes=5)
+#: Longest nextUpdate - thisUpdate accepted: a card reported lost shows within a week.
+MAX_CRL_VALIDITY = timedelta(days=7)
 _CRL_NUMBER_DIGITS = 49  # 20 octets, 2**160 < 10**49
+_MAX_SERIAL = 2**160  # serials are positive and at most 20 octets (RFC 5280 4.1.2.2)
 _CACHE_KEY = "verification_revocation_cache"
+_ADVICE_KEY = "verification_stale_crl_advice"
 _CACHE_LOCK = threading.Lock()
+#: What to do about a missing or stale CRL, unless a registered advice knows better.
+FEED_IS_LATE = (
+    "the card authority's CRL feed is late: the card authority must publish a new CRL "
+    "(PUT /v1/card-authority/crl or flask --app app crl import FILE)"
+)
 
 # CRL extensions we understand; every other critical one makes the CRL unacceptable.
 _KNOWN_CRL_EXTENSIONS = {
@@ -62,13 +82,23 @@ _KNOWN_CRL_EXTENSIONS = {
 _KNOWN_ENTRY_EXTENSIONS = {x509.CRLReason.oid, x509.InvalidityDate.oid}
 
 
+class CardStatus(enum.StrEnum):
+    """A certificate chain's revocation state, from the current CRLs."""
+
+    GOOD = "good"  # listed by no current CRL, never revoked for good
+    HOLD = "hold"  # the card is on hold (certificateHold, reported lost): reversible
+    REVOKED = "revoked"  # the card, or a CA of its chain, is revoked: final
+    UNKNOWN = "unknown"  # no CRL for the card's issuer, or a stale one: fail closed
+
+
 @dataclass(frozen=True)
 class RevocationSet:
-    """The revoked serials of one CRL: serial -> True when on hold (certificateHold)."""
+    """One CA's revocations: serial -> True when on hold; ``permanent`` never lift."""
 
     sha256: str
     next_update: datetime
     entries: dict[int, bool]
+    permanent: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -81,6 +111,12 @@ class ImportedCrl:
     changed: bool  # False when the identical CRL was already current
 
 
+@dataclass(frozen=True)
+class _Entry:
+    on_hold: bool
+    reason: str | None  # the CRLReason value, None when the entry has none
+
+
 # --- parsing and checks ---------------------------------------------------------------
 
 
@@ -88,10 +124,19 @@ def _padded(number: int) -> str:
     return str(number).zfill(_CRL_NUMBER_DIGITS)
 
 
-def _entries(crl: x509.CertificateRevocationList) -> dict[int, bool]:
-    entries: dict[int, bool] = {}
+def _serial_hex(serial: int) -> str:
+    return format(serial, "x")
+
+
+def _entries(crl: x509.CertificateRevocationList) -> dict[int, _Entry]:
+    entries: dict[int, _Entry] = {}
     for revoked in crl:
-        on_hold = False
+        serial = revoked.serial_number
+        if not 0 <= serial < _MAX_SERIAL:
+            raise InvalidCrl("The CRL lists a serial number that is negative or over 20 octets.")
+        if serial in entries:
+            raise InvalidCrl("The CRL lists a serial number twice; send a CRL without duplicates.")
+        reason = None
         for extension in revoked.extensions:
             if extension.oid not in _KNOWN_ENTRY_EXTENSIONS:
                 # certificateIssuer (indirect CRL) or anything we do not understand.
@@ -102,9 +147,23 @@ def _entries(crl: x509.CertificateRevocationList) -> dict[int, bool]:
                 reason = extension.value.reason
                 if reason is x509.ReasonFlags.remove_from_crl:
                     raise InvalidCrl("removeFromCRL belongs in delta CRLs, which are refused.")
-                on_hold = reason is x509.ReasonFlags.certificate_hold
-        entries[revoked.serial_number] = on_hold
+        entries[serial] = _Entry(
+            reason is x509.ReasonFlags.certificate_hold, reason.value if reason else None
+        )
     return entries
+
+
+def _is_partitioned(point: x509.IssuingDistributionPoint) -> bool:
+    """True unless the CRL covers every certificate of its issuer (RFC 5280 5.2.5)."""
+    return bool(
+        point.full_name
+        or point.relative_name
+        or point.only_contains_user_certs
+        or point.only_contains_ca_certs
+        or point.only_contains_attribute_certs
+        or point.only_some_reasons
+        or point.indirect_crl
+    )
 
 
 def _check_extensions(crl: x509.CertificateRevocationList) -> int:
@@ -115,15 +174,13 @@ def _check_extensions(crl: x509.CertificateRevocationList) -> int:
         if isinstance(value, x509.DeltaCRLIndicator):
             raise InvalidCrl("Delta CRLs are not accepted; send a full CRL.")
         if isinstance(value, x509.CRLNumber):
+            if extension.critical:
+                raise InvalidCrl("The CRLNumber extension must not be critical (RFC 5280 5.2.3).")
             number = value.crl_number
-        elif isinstance(value, x509.IssuingDistributionPoint) and (
-            value.only_contains_user_certs
-            or value.only_contains_ca_certs
-            or value.only_contains_attribute_certs
-            or value.only_some_reasons
-            or value.indirect_crl
-        ):
-            raise InvalidCrl("Partitioned or indirect CRLs are not accepted; send a full CRL.")
+        elif isinstance(value, x509.IssuingDistributionPoint) and _is_partitioned(value):
+            raise InvalidCrl(
+                "Partitioned or indirect CRLs are not accepted; send one full CRL per CA."
+            )
         elif extension.critical and extension.oid not in _KNOWN_CRL_EXTENSIONS:
             raise InvalidCrl("The CRL has a critical extension this service does not know.")
     if number is None or not 0 <= number < 10**_CRL_NUMBER_DIGITS:
@@ -171,6 +228,8 @@ def _parse(der: bytes, anchors: TrustAnchors, now: datetime):
         raise InvalidCrl("The CRL is already past its nextUpdate.")
     if this_update > now + THIS_UPDATE_LEEWAY or this_update >= next_update:
         raise InvalidCrl("The CRL's thisUpdate is in the future.")
+    if next_update - this_update > MAX_CRL_VALIDITY:
+        raise InvalidCrl("The CRL's nextUpdate is more than 7 days after its thisUpdate.")
     return crl, authority, number, entries, this_update, next_update
 
 
@@ -202,7 +261,9 @@ def import_crl(
     result = ImportedCrl(issuer_name, number, this_update, next_update, len(entries), True)
 
     current = session.execute(
-        select(CardCrl.crl_number, CardCrl.sha256).where(CardCrl.issuer_key == issuer_key)
+        select(CardCrl.crl_number, CardCrl.sha256, CardCrl.this_update).where(
+            CardCrl.issuer_key == issuer_key
+        )
     ).one_or_none()
     if current is not None:
         if _padded(number) < current.crl_number:
@@ -212,6 +273,8 @@ def import_crl(
                 raise InvalidCrl("A different CRL with the same CRLNumber is already current.")
             session.rollback()
             return ImportedCrl(issuer_name, number, this_update, next_update, len(entries), False)
+        if this_update < current.this_update:
+            raise InvalidCrl("The CRL's thisUpdate is older than the current CRL's.")
 
     values = {
         "issuer_name": issuer_name,
@@ -232,20 +295,59 @@ def import_crl(
             session.rollback()
             raise InvalidCrl("Another CRL for this issuer was imported at the same time.") from None
     else:
-        # Conditional on the number still being lower: a concurrent newer import wins.
+        # Conditional on the stored CRL still being older: a concurrent newer import wins.
         changed = session.execute(
             update(CardCrl)
-            .where(CardCrl.issuer_key == issuer_key, CardCrl.crl_number < _padded(number))
+            .where(
+                CardCrl.issuer_key == issuer_key,
+                CardCrl.crl_number < _padded(number),
+                CardCrl.this_update <= this_update,
+            )
             .values(**values)
             .execution_options(synchronize_session=False)
         ).rowcount
         if changed != 1:
             session.rollback()
-            raise InvalidCrl("The CRLNumber is lower than the current CRL's.")
+            raise InvalidCrl("A newer CRL for this issuer is already current.")
+    permanent = _record_permanent(session, issuer_key, _padded(number), entries, at)
     _audit(session, actor, issuer_name, number, len(entries), next_update)
     session.commit()
-    _cache(application)[issuer_key] = RevocationSet(digest, next_update, entries)
+    _cache(application)[issuer_key] = _revocation_set(digest, next_update, entries, permanent)
     return result
+
+
+def _record_permanent(
+    session: Session,
+    issuer_key: str,
+    crl_number: str,
+    entries: dict[int, _Entry],
+    at: datetime,
+) -> frozenset[int]:
+    """Keeps every revocation but certificateHold for good; returns all kept so far.
+
+    Runs after the CRL row is written, so concurrent imports for one issuer are
+    serialised by that row and never insert the same serial twice.
+    """
+    kept = {
+        int(serial, 16)
+        for serial in session.scalars(
+            select(PermanentRevocation.serial).where(PermanentRevocation.issuer_key == issuer_key)
+        )
+    }
+    new = [
+        {
+            "issuer_key": issuer_key,
+            "serial": _serial_hex(serial),
+            "reason": entry.reason,
+            "crl_number": crl_number,
+            "recorded_at": at,
+        }
+        for serial, entry in entries.items()
+        if not entry.on_hold and serial not in kept
+    ]
+    if new:
+        session.execute(insert(PermanentRevocation), new)
+    return frozenset(kept | {serial for serial, e in entries.items() if not e.on_hold})
 
 
 def _audit(
@@ -272,7 +374,7 @@ def _audit(
     )
 
 
-# --- check --------------------------------------------------------------------------
+# --- status -------------------------------------------------------------------------
 
 
 def _cache(app: Flask) -> dict[str, RevocationSet]:
@@ -283,11 +385,37 @@ def _cache(app: Flask) -> dict[str, RevocationSet]:
     return cache
 
 
+def _revocation_set(
+    digest: str, next_update: datetime, entries: dict[int, _Entry], permanent: frozenset[int]
+) -> RevocationSet:
+    on_hold = {serial: entry.on_hold for serial, entry in entries.items()}
+    return RevocationSet(digest, next_update, on_hold, permanent)
+
+
 _crls = CardCrl.__table__
 _CURRENT_CRLS = select(_crls.c.issuer_key, _crls.c.sha256, _crls.c.next_update)
 
 
-def _revocation_sets(
+def _load_set(session: Session, issuer_key: str, digest: str, next_update: datetime):
+    der = session.scalar(
+        select(CardCrl.der).where(CardCrl.issuer_key == issuer_key, CardCrl.sha256 == digest)
+    )
+    if der is None:  # replaced between the two queries; the next request retries
+        return None
+    try:
+        entries = _entries(x509.load_der_x509_crl(der))
+    except (InvalidCrl, *MALFORMED):
+        return None  # was valid at import; treat as missing (fail closed)
+    permanent = frozenset(
+        int(serial, 16)
+        for serial in session.scalars(
+            select(PermanentRevocation.serial).where(PermanentRevocation.issuer_key == issuer_key)
+        )
+    )
+    return _revocation_set(digest, next_update, entries, permanent)
+
+
+def revocation_sets(
     session: Session, issuer_keys: Sequence[str], app: Flask
 ) -> dict[str, RevocationSet]:
     """The current revocation set of each issuer that has a CRL (one query when cached)."""
@@ -301,21 +429,75 @@ def _revocation_sets(
             continue
         cached = cache.get(row.issuer_key)
         if cached is None or cached.sha256 != row.sha256:
-            der = session.scalar(
-                select(CardCrl.der).where(
-                    CardCrl.issuer_key == row.issuer_key, CardCrl.sha256 == row.sha256
-                )
-            )
-            if der is None:  # replaced between the two queries; the next request retries
+            cached = _load_set(session, row.issuer_key, row.sha256, row.next_update)
+            if cached is None:
                 continue
-            try:
-                entries = _entries(x509.load_der_x509_crl(der))
-            except (InvalidCrl, *MALFORMED):
-                continue  # was valid at import; treat as missing (fail closed)
-            cached = RevocationSet(row.sha256, row.next_update, entries)
             cache[row.issuer_key] = cached
         sets[row.issuer_key] = cached
     return sets
+
+
+def _chain_keys(chain: Sequence[x509.Certificate]) -> list[str]:
+    return [ca_key(issuer) for issuer in chain[1:]]
+
+
+def _decide(
+    chain: Sequence[x509.Certificate],
+    keys: Sequence[str],
+    sets: dict[str, RevocationSet],
+    now: datetime,
+) -> tuple[CardStatus, int | None]:
+    """The rule (see the module doc); also the chain index of the CA whose CRL is
+    missing or stale when the answer is UNKNOWN."""
+    status, unknown_at = CardStatus.GOOD, None
+    for index, (cert, key) in enumerate(zip(chain[:-1], keys, strict=True)):
+        revocations = sets.get(key)
+        serial = cert.serial_number
+        if revocations is not None and serial in revocations.permanent:
+            return CardStatus.REVOKED, None
+        if revocations is None and index > 0:
+            continue  # a CA that never published a CRL for its subordinate CAs
+        if revocations is None or revocations.next_update <= now:
+            if unknown_at is None:
+                unknown_at = index + 1
+            continue
+        on_hold = revocations.entries.get(serial)
+        if on_hold is None:
+            continue
+        if not on_hold or index > 0:
+            return CardStatus.REVOKED, None
+        status = CardStatus.HOLD
+    if status is CardStatus.GOOD and unknown_at is not None:
+        return CardStatus.UNKNOWN, unknown_at
+    return status, None
+
+
+def card_statuses(
+    session: Session,
+    chains: Sequence[Sequence[x509.Certificate]],
+    now: datetime,
+    app: Flask | None = None,
+    *,
+    sets: dict[str, RevocationSet] | None = None,
+) -> list[CardStatus]:
+    """The status of each validated chain (leaf first, root last), one CRL query in all;
+    none when the caller passes the ``revocation_sets`` of the chains' issuers."""
+    application = app or current_app
+    keys_per_chain = [_chain_keys(chain) for chain in chains]
+    if sets is None:
+        sets = revocation_sets(
+            session, sorted({k for keys in keys_per_chain for k in keys}), application
+        )
+    return [
+        _decide(chain, keys, sets, now)[0]
+        for chain, keys in zip(chains, keys_per_chain, strict=True)
+    ]
+
+
+def card_status(
+    session: Session, chain: Sequence[x509.Certificate], now: datetime, app: Flask | None = None
+) -> CardStatus:
+    return card_statuses(session, [chain], now, app)[0]
 
 
 def check_chain(
@@ -324,28 +506,53 @@ def check_chain(
     now: datetime,
     app: Flask | None = None,
 ) -> None:
-    """Step 4 for a validated chain (leaf first, root last)."""
+    """The pipeline's revocation step: raises unless the chain's status is GOOD."""
     application = app or current_app
-    links = list(zip(chain[:-1], chain[1:], strict=True))
-    keys = [ca_key(issuer) for _, issuer in links]
-    sets = _revocation_sets(session, keys, application)
-    for index, ((cert, _issuer), key) in enumerate(zip(links, keys, strict=True)):
-        revocations = sets.get(key)
-        if revocations is None:
-            if index == 0:
-                raise RevocationUnavailable()
-            continue  # a CA that never published a CRL for its subordinate CAs
-        if revocations.next_update <= now:
-            raise RevocationUnavailable()
-        on_hold = revocations.entries.get(cert.serial_number)
-        if on_hold is None:
-            continue
-        if on_hold and index == 0:
-            raise CardSuspended()
+    keys = _chain_keys(chain)
+    status, unknown_at = _decide(chain, keys, revocation_sets(session, keys, application), now)
+    if status is CardStatus.REVOKED:
         raise CardRevoked()
+    if status is CardStatus.HOLD:
+        raise CardSuspended()
+    if status is CardStatus.UNKNOWN:
+        authority = chain[unknown_at]
+        role = "root CA" if unknown_at == len(chain) - 1 else "issuing CA"
+        raise RevocationUnavailable(
+            f"No current CRL for the card's {describe_ca(authority, role)}; "
+            f"{stale_crl_advice(authority, application)}."
+        )
 
 
-# --- readiness ----------------------------------------------------------------------
+# --- naming a CA and saying what to do ------------------------------------------------
+
+StaleCrlAdvice = Callable[[x509.Certificate], str | None]
+
+
+def add_stale_crl_advice(app: Flask, advice: StaleCrlAdvice) -> None:
+    """Lets a stand-in CA say how to publish its CRL (``advice(ca)`` -> text or None)."""
+    app.extensions.setdefault(_ADVICE_KEY, []).append(advice)
+
+
+def stale_crl_advice(authority: x509.Certificate, app: Flask | None = None) -> str:
+    application = app or current_app
+    for advice in application.extensions.get(_ADVICE_KEY, ()):
+        text = advice(authority)
+        if text:
+            return text
+    return FEED_IS_LATE
+
+
+def describe_ca(authority: x509.Certificate, role: str) -> str:
+    """Role, subject and key id of a CA (a CA's names, never a person's)."""
+    try:
+        key_id = authority.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except (x509.ExtensionNotFound, *MALFORMED):
+        key_id = x509.SubjectKeyIdentifier.from_public_key(authority.public_key())
+    subject = authority.subject.rfc4514_string()[:200]
+    return f"{role} {subject!r} (key id {key_id.digest.hex()})"
+
+
+# --- readiness and status -----------------------------------------------------------
 
 
 def issuing_authorities(anchors: TrustAnchors) -> tuple[x509.Certificate, ...]:
@@ -353,24 +560,66 @@ def issuing_authorities(anchors: TrustAnchors) -> tuple[x509.Certificate, ...]:
     return anchors.issuing_cas or anchors.roots
 
 
-def crl_readiness() -> str | None:
-    """None when every issuing CA of the bundle has a CRL not past its nextUpdate."""
-    now = utcnow()
-    try:
-        anchors = get_trust_anchors(now)
-    except TrustAnchorsUnavailable:
-        return "card trust anchors unavailable"
-    authorities = issuing_authorities(anchors)
-    if not authorities:
-        return "card trust anchors unavailable"
-    keys = {ca_key(authority) for authority in authorities}
-    fresh = set(
-        get_session().scalars(
-            select(CardCrl.issuer_key).where(
-                CardCrl.issuer_key.in_(list(keys)), CardCrl.next_update > now
+@dataclass(frozen=True)
+class CaCrlState:
+    """One CA of the trust bundle and its current CRL (None: it never published one)."""
+
+    authority: x509.Certificate
+    role: str  # "root CA" or "issuing CA"
+    issues_cards: bool  # then a CRL is required
+    crl_number: int | None
+    this_update: datetime | None
+    next_update: datetime | None
+
+    def problem(self, now: datetime) -> str | None:
+        """Why this CA makes the service not ready, or None."""
+        if self.next_update is None:
+            return "has published no CRL" if self.issues_cards else None
+        if self.next_update <= now:
+            return f"has a CRL past its nextUpdate ({self.next_update.isoformat()})"
+        return None
+
+
+def ca_crl_states(session: Session, now: datetime, app: Flask | None = None) -> list[CaCrlState]:
+    """Every CA of the trust bundle (roots and issuing CAs) with its current CRL."""
+    anchors = get_trust_anchors(now, app)
+    issuing = set(issuing_authorities(anchors))
+    rows = {
+        row.issuer_key: row
+        for row in session.execute(
+            select(CardCrl.issuer_key, CardCrl.crl_number, CardCrl.this_update, CardCrl.next_update)
+        )
+    }
+    states = []
+    for authority in anchors.authorities:
+        row = rows.get(ca_key(authority))
+        states.append(
+            CaCrlState(
+                authority,
+                "root CA" if authority in anchors.roots else "issuing CA",
+                authority in issuing,
+                int(row.crl_number) if row else None,
+                row.this_update if row else None,
+                row.next_update if row else None,
             )
         )
-    )
-    if keys - fresh:
-        return "an issuing CA has no CRL within its nextUpdate"
-    return None
+    return states
+
+
+def crl_readiness() -> str | None:
+    """None when every issuing CA of the bundle, and every CA of the bundle that has
+    published a CRL (roots included), has a CRL not past its nextUpdate. Otherwise the
+    CAs at fault (role, subject, key id) and what to do."""
+    now = utcnow()
+    try:
+        states = ca_crl_states(get_session(), now)
+    except TrustAnchorsUnavailable:
+        return "card trust anchors unavailable"
+    if not any(state.issues_cards for state in states):
+        return "card trust anchors unavailable"
+    problems = [
+        f"{describe_ca(state.authority, state.role)} {problem}: {stale_crl_advice(state.authority)}"
+        for state in states
+        if (problem := state.problem(now))
+    ]
+    return "; ".join(problems) or None

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from apiflask import Schema
-from apiflask.fields import Integer, Nested, String
+from apiflask.fields import Boolean, Integer, Nested, String
 from apiflask.validators import OneOf, Regexp
 
 from licensing.professions import PROFESSION_CODES
+from verification.challenges import ChallengeState
+from verification.outcome import rfc3339
 
 #: Three unpadded base64url segments: the compact JWS structure. Anything else is a
 #: malformed request (400); a token of this shape that fails later is 401/403/503.
 COMPACT_JWS_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$"
 OUTCOMES = ("licensed", "not_licensed", "suspended", "revoked")
 CHALLENGE_KINDS = ("verification", "presentation")
+
+
+class Rfc3339(String):
+    """A UTC time written as RFC 3339 with ``Z`` (output only)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {}).setdefault("format", "date-time")
+        super().__init__(**kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if isinstance(value, datetime):
+            return rfc3339(value)
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class ChallengeIn(Schema):
@@ -29,6 +47,13 @@ class ChallengeIn(Schema):
             "(an SD-JWT VC presentation to this client's registered audience)."
         },
     )
+    monitoring = Boolean(
+        load_default=False,
+        metadata={
+            "description": "Ask the holder to consent to monitoring of this licence "
+            "(shown by the card app; recorded only if the card signs it)."
+        },
+    )
 
 
 class ChallengeOut(Schema):
@@ -39,7 +64,16 @@ class ChallengeOut(Schema):
     )
     audience = String(required=True, metadata={"description": "The `aud` the card must sign."})
     profession = String(required=True)
-    expires_at = String(required=True, metadata={"format": "date-time"})
+    expires_at = Rfc3339(required=True)
+    request_uri = String(
+        metadata={
+            "description": "The signed card request for the card app (a QR code's URL); "
+            "kind verification only."
+        },
+    )
+    status_uri = String(
+        metadata={"description": "Where this verifier reads the answer; kind verification only."}
+    )
 
 
 class VerificationIn(Schema):
@@ -55,7 +89,11 @@ class VerificationIn(Schema):
 
 
 class HolderOut(Schema):
-    name = String(required=True, metadata={"description": "The name on the licence."})
+    name = String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The name on the licence (null if a presentation hid it)."},
+    )
     subject = String(
         required=True,
         metadata={"description": "This verifier's own code for the person (pairwise)."},
@@ -64,7 +102,7 @@ class HolderOut(Schema):
 
 class LicenceOut(Schema):
     status = String(required=True, validate=OneOf(("active", "suspended", "revoked")))
-    registered_year = Integer(required=True)
+    registered_year = Integer(required=True, allow_none=True)
     suspended_until = String(
         required=True, allow_none=True, metadata={"format": "date", "nullable": True}
     )
@@ -76,7 +114,7 @@ class VerificationOut(Schema):
     profession = String(required=True)
     holder = Nested(HolderOut, required=True, allow_none=True)
     licence = Nested(LicenceOut, required=True, allow_none=True)
-    checked_at = String(required=True, metadata={"format": "date-time"})
+    checked_at = Rfc3339(required=True)
     receipt = String(
         required=True,
         metadata={
@@ -84,6 +122,36 @@ class VerificationOut(Schema):
             "its kid is listed at /.well-known/jwks.json."
         },
     )
+
+
+#: The one body of a verification answer (verifier flow, card app's route, presentations).
+VERIFICATION_BODY = VerificationOut()
+
+
+class VerifierOut(Schema):
+    id = String(required=True)
+    name = String(required=True, metadata={"description": "The verifier's registered name."})
+
+
+class CardResponseOut(Schema):
+    """What the card app learns: the outcome and who asked, nothing about the licence."""
+
+    outcome = String(required=True, validate=OneOf(OUTCOMES))
+    verifier = Nested(VerifierOut, required=True)
+
+
+class ProblemOut(Schema):
+    type = String(required=True)
+    title = String(required=True)
+    status = Integer(required=True)
+    code = String(required=True)
+    detail = String(required=True)
+
+
+class ChallengeStateOut(Schema):
+    state = String(required=True, validate=OneOf([state.value for state in ChallengeState]))
+    verification = Nested(VerificationOut, required=True, allow_none=True)
+    error = Nested(ProblemOut, required=True, allow_none=True)
 
 
 class JwkOut(Schema):

@@ -8,8 +8,11 @@ only then used (and cached) as an intermediate. Path validation is
 
 - ``PolicyBuilder().store(roots).time(server now).max_chain_depth(...)``;
 - ``extension_policies``: CA certificates follow ``ExtensionPolicy.webpki_defaults_ca()``
-  (basicConstraints cA, keyUsage keyCertSign, ...); the card (end entity) follows the
-  card profile built here from ``ExtensionPolicy.permit_all()``: keyUsage present with
+  (basicConstraints cA, keyUsage keyCertSign, ...); the card (end entity) follows
+  ``ExtensionPolicy.webpki_defaults_ee()`` (RFC 5280 end-entity rules: authorityKeyIdentifier
+  present, no nameConstraints, a well-formed non-critical AIA, a critical SAN when the
+  subject is empty, ...) with the card profile on top: subjectAltName optional (JPKI
+  cards have none) but critical when the subject is empty, keyUsage present with
   digitalSignature and without keyCertSign/cRLSign, certificatePolicies present with the
   user-authentication policy OID, basicConstraints (if any) not a CA, extendedKeyUsage
   (if any) allowing client authentication; any other critical extension is rejected by
@@ -108,6 +111,18 @@ def _card_eku(
         raise _ProfileViolation("card extendedKeyUsage excludes client authentication")
 
 
+def _card_subject_names(
+    _policy: Policy, cert: x509.Certificate, names: x509.SubjectAlternativeName | None
+) -> None:
+    # JPKI cards carry no SAN, which the webpki defaults would require; RFC 5280 4.2.1.6
+    # still applies: an empty subject needs a SAN, and that SAN must be critical.
+    if len(cert.subject) == 0 and (
+        names is None
+        or not cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical
+    ):
+        raise _ProfileViolation("an empty subject needs a critical subjectAltName")
+
+
 def _ca_is_ca(_policy: Policy, _cert: x509.Certificate, constraints: x509.BasicConstraints) -> None:
     if not constraints.ca:
         raise _ProfileViolation("not a CA")
@@ -121,11 +136,12 @@ def _ca_signs_certificates(_policy: Policy, _cert: x509.Certificate, usage: x509
 def card_profile_policy() -> ExtensionPolicy:
     """End-entity policy for a card's user-authentication certificate."""
     return (
-        ExtensionPolicy.permit_all()
+        ExtensionPolicy.webpki_defaults_ee()
         .require_present(x509.KeyUsage, Criticality.AGNOSTIC, _card_key_usage)
         .require_present(x509.CertificatePolicies, Criticality.AGNOSTIC, _card_policies)
         .may_be_present(x509.BasicConstraints, Criticality.AGNOSTIC, _card_not_ca)
         .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _card_eku)
+        .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, _card_subject_names)
     )
 
 

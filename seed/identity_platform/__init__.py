@@ -12,6 +12,8 @@ See README.md in this folder.
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 
 from core.health import add_readiness_check
@@ -29,10 +31,18 @@ def create_platform(config) -> EmbeddedIdentityPlatform:
     return EmbeddedIdentityPlatform(config["IDENTITY_DATABASE_URL"], source)
 
 
+log = logging.getLogger("licence_service.identity_platform")
+
+
 def init_app(app: Flask) -> None:
     from identity import EXTENSION_KEY
     from seed.identity_platform.cli import identity_platform_cli
 
+    log.warning(
+        "IDENTITY_PLATFORM=embedded: the identity platform is a development stand-in "
+        "(its own store and keys), not for production; set IDENTITY_PLATFORM to the real "
+        "platform's adapter"
+    )
     platform = create_platform(app.config)
     app.extensions[EXTENSION_KEY] = platform
     app.cli.add_command(identity_platform_cli)

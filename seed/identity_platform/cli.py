@@ -6,8 +6,10 @@ import click
 from flask import current_app
 from sqlalchemy.engine import make_url
 
-from core import db
+from core import audit, db
+from core.audit import console_operator
 from core.cli import ServiceGroup
+from core.text import clean_text
 from identity import get_identity_platform
 from identity.errors import IdentityKeyError
 from seed.identity_platform.keys import ENV_VAR, new_master_key
@@ -27,11 +29,20 @@ def _embedded() -> EmbeddedIdentityPlatform:
 
 
 @identity_platform_cli.command("rotate-keys")
-def rotate_keys_command() -> None:
+@click.option("--actor", default=console_operator, show_default="the OS user")
+def rotate_keys_command(actor: str) -> None:
     """Add a master key version and re-key the store and every stored licensing code."""
     platform = _embedded()
-    db.import_models()
-    report = rotate_keys(db.get_session(), platform, db.Base.metadata)
+    session = db.get_session()
+    report = rotate_keys(session, platform, db.Base.metadata)
+    audit.record(
+        session,
+        actor=clean_text(actor, field="actor", max_length=200),
+        action="identity_key.rotate",
+        target=f"version {report.to_version}",
+        details={"from_version": report.from_version, "to_version": report.to_version},
+    )
+    session.commit()
     click.echo(
         f"master key version {report.from_version} -> {report.to_version} "
         f"({platform.key_source.description})"
@@ -49,7 +60,6 @@ def rotate_keys_command() -> None:
 def rekey_codes_command() -> None:
     """Re-key stored licensing codes not at the key version in force (no new version)."""
     platform = _embedded()
-    db.import_models()
     counts = rekey_codes(db.get_session(), platform, db.Base.metadata)
     click.echo(f"key version in force: {platform.current_key_version()}")
     for column, count in counts.items():

@@ -27,13 +27,13 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from core.files import write_atomic
 from identity.errors import IdentityKeyError
 
 MASTER_KEY_BYTES = 32
@@ -130,31 +130,15 @@ class MasterKeySource:
         body = {"format": FILE_FORMAT, "keys": {str(v): _b64(k) for v, k in sorted(keys.items())}}
         return (json.dumps(body, indent=2) + "\n").encode("ascii")
 
-    def _temp_file(self, content: bytes) -> Path:
-        self.key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, name = tempfile.mkstemp(dir=self.key_file.parent, prefix=".master-keys-")
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, content)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return Path(name)
-
     def _create(self) -> None:
         # Two processes starting at once must agree on one key: the file appears
         # atomically (hard link of a complete temp file) and the loser reads the winner's.
-        temp = self._temp_file(self._serialise({1: secrets.token_bytes(MASTER_KEY_BYTES)}))
-        try:
-            os.link(temp, self.key_file)
-        except FileExistsError:
-            pass
-        finally:
-            temp.unlink(missing_ok=True)
+        self.key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        content = self._serialise({1: secrets.token_bytes(MASTER_KEY_BYTES)})
+        write_atomic(self.key_file, content, mode=0o600, replace=False)
 
     def _write_replace(self, keys: Mapping[int, bytes]) -> None:
-        temp = self._temp_file(self._serialise(keys))
-        os.replace(temp, self.key_file)
+        write_atomic(self.key_file, self._serialise(keys), mode=0o600)
 
     def _read_file(self) -> dict[int, bytes]:
         try:

@@ -205,8 +205,9 @@ class EmbeddedIdentityPlatform:
             if not valid_my_number(my_number):
                 raise InvalidMyNumber(position=position)
 
-    def _resolve(self, my_numbers: Sequence[str]) -> list[tuple[str, int]]:
-        """(person id, key version) for each number, enrolling unknown ones."""
+    def _resolve(self, my_numbers: Sequence[str], enrol: bool = True) -> list[tuple[str, int]]:
+        """(person id, key version) for each number, enrolling unknown ones (without
+        ``enrol``, an unknown one is ("", 0))."""
         self._validate(my_numbers)
         self.ensure_ready()
         resolved: list[tuple[str, int]] = []
@@ -214,13 +215,15 @@ class EmbeddedIdentityPlatform:
         # not hold the store's write lock for minutes.
         for block in chunks(my_numbers, TRANSACTION_ROWS):
             with self.engine.begin() as conn:
-                resolved.extend(self._resolve_block(conn, block))
+                resolved.extend(self._resolve_block(conn, block, enrol))
         return resolved
 
     # The bulk path talks to the driver directly (executemany, no per-row SQLAlchemy
     # processing): enrolling a million people must take seconds, not minutes.
 
-    def _resolve_block(self, conn: Connection, my_numbers: Sequence[str]) -> list[tuple[str, int]]:
+    def _resolve_block(
+        self, conn: Connection, my_numbers: Sequence[str], enrol: bool
+    ) -> list[tuple[str, int]]:
         version = self._current_version(conn)
         index = self.crypto.blind_indexer(version)
         indexes = [index(my_number) for my_number in my_numbers]
@@ -228,9 +231,9 @@ class EmbeddedIdentityPlatform:
         found: dict[bytes, tuple[str, int]] = {}
         self._find_people(conn, list(by_index), found)
         missing = [i for i in by_index if i not in found]
-        if missing:
+        if missing and enrol:
             found.update(self._enrol_missing(conn, version, [(i, by_index[i]) for i in missing]))
-        return [found[i] for i in indexes]
+        return [found.get(i, ("", 0)) for i in indexes]
 
     def _enrol_missing(
         self, conn: Connection, version: int, people: Sequence[tuple[bytes, str]]
@@ -318,13 +321,24 @@ class EmbeddedIdentityPlatform:
         return self.codes_for_my_numbers(agency, [my_number])[0]
 
     def codes_for_my_numbers(self, agency: str, my_numbers: Sequence[str]) -> list[str]:
+        return self._codes(agency, my_numbers, enrol=True)  # type: ignore[return-value]
+
+    def known_codes_for_my_numbers(
+        self, agency: str, my_numbers: Sequence[str]
+    ) -> list[str | None]:
+        return self._codes(agency, my_numbers, enrol=False)
+
+    def _codes(self, agency: str, my_numbers: Sequence[str], enrol: bool) -> list[str | None]:
         check_agency(agency)
         if isinstance(my_numbers, str):
             raise TypeError("a sequence of My Numbers expected, not one string")
-        people = self._resolve(my_numbers)
+        people = self._resolve(my_numbers, enrol)
         encoders = {}
-        codes = []
+        codes: list[str | None] = []
         for person_id, version in people:
+            if not person_id:
+                codes.append(None)
+                continue
             encode = encoders.get(version)
             if encode is None:
                 encode = encoders[version] = self.crypto.encoder(agency, version)

@@ -13,7 +13,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def alembic_config(url: str) -> AlembicConfig:
-    """Alembic config of the identity store at ``url`` (used by core.schema_check too)."""
+    """Alembic config of the identity store at ``url`` (also used by ``make check``)."""
     config = AlembicConfig(str(HERE / "alembic.ini"))
     config.set_main_option("script_location", str(HERE / "migrations"))
     config.attributes["database_url"] = url

@@ -1,6 +1,9 @@
-"""PostgreSQL connections: pinged after idling, not on every checkout (core.db)."""
+"""Engines (core.db): PostgreSQL connections pinged after idling, not on every checkout;
+SQLite files private and commits durable."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -75,3 +78,32 @@ def test_a_connection_dropped_while_in_steady_use_fails_one_request_only(
         _backend_pid(postgres_engine)
     assert _backend_pid(postgres_engine) != dropped  # the pool reconnected
     assert pings == []
+
+
+def test_sqlite_files_are_private_and_commits_are_durable(tmp_path):
+    previous_umask = os.umask(0o022)  # the usual umask would leave files world-readable
+    path = tmp_path / "private.sqlite3"
+    engine = db.make_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+            # FULL: a consumed nonce survives a power loss (NORMAL is 1, FULL is 2).
+            assert conn.execute(text("PRAGMA synchronous")).scalar_one() == 2
+        for suffix in ("", "-wal", "-shm"):
+            written = path.with_name(path.name + suffix)
+            assert written.stat().st_mode & 0o777 == 0o600, suffix
+    finally:
+        engine.dispose()
+        os.umask(previous_umask)
+
+
+def test_an_existing_world_readable_database_is_tightened(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    engine = db.make_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    engine.dispose()
+    assert path.stat().st_mode & 0o777 == 0o600

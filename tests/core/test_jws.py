@@ -63,7 +63,7 @@ def test_python_jose_ignores_crit(rsa_key):
     )
     assert jose_jws.verify(token, rsa_key.public_key(), algorithms=["RS256"]) == b'{"a":1}'
     # Our wrapper's signature check is just as blind to it ...
-    assert jws.verify_signature(token, rsa_key.public_key(), ["RS256"]) == b'{"a":1}'
+    jws.verify_parsed(jws.parse_compact(token), rsa_key.public_key(), "RS256")
     # ... so the header is policed before: parse_compact exposes crit, the pipeline refuses.
     assert "crit" in jws.parse_compact(token).header
 
@@ -111,40 +111,56 @@ def test_wrapper_refuses_hmac_in_every_form(rsa_key):
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     token = _hs256_token(der)
+    parsed = jws.parse_compact(token)
     # HS256 is not an algorithm the wrapper knows.
-    with pytest.raises(ValueError):
-        jws.verify_signature(token, public, ["HS256"])  # type: ignore[list-item]
-    with pytest.raises(ValueError):
-        jws.verify_signature(token, der, ["RS256", "HS256"])  # type: ignore[list-item]
-    # An HS256 token checked with the RS256 allow-list fails, whatever the key form.
+    for key in (public, der):
+        with pytest.raises(ValueError):
+            jws.verify_parsed(parsed, key, "HS256")  # type: ignore[arg-type]
+    # An HS256 token checked as RS256 fails, whatever the key form.
     for key in (public, der):
         with pytest.raises(jws.JwsError):
-            jws.verify_signature(token, key, ["RS256"])
+            jws.verify_parsed(parsed, key, "RS256")
+    # Even with the header's alg forged to RS256, a DER key is no HMAC secret here.
+    forged = jws.CompactJws(
+        {"alg": "RS256"}, parsed.payload, parsed.signing_input, parsed.signature
+    )
+    for key in (public, der):
+        with pytest.raises(jws.JwsError):
+            jws.verify_parsed(forged, key, "RS256")
     with pytest.raises(ValueError):
         jws.sign({"a": 1}, der, "HS256", headers={})  # type: ignore[arg-type]
 
 
-def test_wrapper_requires_exactly_one_algorithm(rsa_key):
-    token = jws.sign({"a": 1}, rsa_key, "RS256", headers={})
-    with pytest.raises(ValueError):
-        jws.verify_signature(token, rsa_key.public_key(), [])
-    with pytest.raises(ValueError):
-        jws.verify_signature(token, rsa_key.public_key(), ["RS256", "ES256"])
+def test_wrapper_requires_one_supported_algorithm(rsa_key):
+    parsed = jws.parse_compact(jws.sign({"a": 1}, rsa_key, "RS256", headers={}))
+    for algorithm in ("", "none", "HS256", "RS256,ES256"):
+        with pytest.raises(ValueError):
+            jws.verify_parsed(parsed, rsa_key.public_key(), algorithm)  # type: ignore[arg-type]
+
+
+def test_a_tampered_payload_or_signature_fails(rsa_key):
+    parsed = jws.parse_compact(jws.sign({"a": 1}, rsa_key, "RS256", headers={}))
+    tampered_input = parsed.signing_input[:-1] + b"A"
+    for candidate in (
+        jws.CompactJws(parsed.header, parsed.payload, tampered_input, parsed.signature),
+        jws.CompactJws(parsed.header, parsed.payload, parsed.signing_input, parsed.signature[:-1]),
+        jws.CompactJws(parsed.header, parsed.payload, parsed.signing_input, b""),
+    ):
+        with pytest.raises(jws.JwsError):
+            jws.verify_parsed(candidate, rsa_key.public_key(), "RS256")
 
 
 def test_algorithm_mismatch_and_none_are_refused(rsa_key, ec_key):
-    rs = jws.sign({"a": 1}, rsa_key, "RS256", headers={})
-    es = jws.sign({"a": 1}, ec_key, "ES256", headers={})
+    rs = jws.parse_compact(jws.sign({"a": 1}, rsa_key, "RS256", headers={}))
+    es = jws.parse_compact(jws.sign({"a": 1}, ec_key, "ES256", headers={}))
     with pytest.raises(jws.JwsError):
-        jws.verify_signature(rs, rsa_key.public_key(), ["ES256"])
+        jws.verify_parsed(rs, rsa_key.public_key(), "ES256")
     with pytest.raises(jws.JwsError):
-        jws.verify_signature(es, rsa_key.public_key(), ["RS256"])
+        jws.verify_parsed(es, rsa_key.public_key(), "RS256")
     with pytest.raises(jws.JwsError):
-        jws.verify_signature(rs, ec_key.public_key(), ["RS256"])
+        jws.verify_parsed(rs, ec_key.public_key(), "RS256")
     none_header, claims = _b64(b'{"alg":"none"}'), _b64(b'{"a":1}')
     none = f"{none_header}.{claims}."
-    with pytest.raises(jws.JwsError):
-        jws.verify_signature(none, rsa_key.public_key(), ["RS256"])
     with pytest.raises(jws.JwsError):
         jws.parse_compact(none)  # empty signature segment
 
@@ -198,7 +214,7 @@ def test_parse_compact_rejects_malformed_structure(token):
 def test_es256_signatures_are_jose_raw_not_der(ec_key):
     token = jws.sign({"a": 1}, ec_key, "ES256", headers={"typ": "x"})
     assert len(jws.parse_compact(token).signature) == 64  # r || s, RFC 7518 section 3.4
-    assert jws.verify_signature(token, ec_key.public_key(), ["ES256"]) == b'{"a":1}'
+    jws.verify_parsed(jws.parse_compact(token), ec_key.public_key(), "ES256")
 
 
 @pytest.mark.parametrize(
@@ -243,3 +259,38 @@ def test_key_id_signed_tokens_reject_another_algorithm_and_another_key(rsa_key, 
 def test_key_id_signed_tokens_tell_malformed_structure_apart():
     with pytest.raises(jws.MalformedJws):
         jws.verify_key_id_signed("e30.e30", typ="x+jwt", algorithm="ES256", key_for_kid={}.get)
+
+
+# --- JWK export and import (python-jose writes and reads them) -----------------------------
+
+
+def test_public_jwk_round_trip(rsa_key, ec_key):
+    es = jws.public_jwk(ec_key.public_key(), "ES256")
+    assert set(es) == {"kty", "crv", "x", "y"} and es["crv"] == "P-256"
+    back = jws.public_key_from_jwk(es, "ES256")
+    assert back.public_numbers() == ec_key.public_key().public_numbers()
+    rs = jws.public_jwk(rsa_key.public_key(), "RS256")
+    assert set(rs) == {"kty", "n", "e"}
+    assert jws.public_key_from_jwk(rs, "RS256").public_numbers() == (
+        rsa_key.public_key().public_numbers()
+    )
+
+
+def test_public_key_from_jwk_refuses_anything_else(rsa_key, ec_key):
+    es = jws.public_jwk(ec_key.public_key(), "ES256")
+    private = jwk.construct(ec_key, "ES256").to_dict()
+    off_curve = es | {"y": es["x"]}
+    for members in (
+        private,  # private members are never a public key
+        es | {"crv": "P-384"},
+        es | {"kty": "RSA"},
+        off_curve,
+        {"kty": "EC", "crv": "P-256"},
+        jws.public_jwk(rsa_key.public_key(), "RS256"),
+        "not a JWK",
+        [es],
+    ):
+        with pytest.raises(jws.JwsError):
+            jws.public_key_from_jwk(members, "ES256")
+    with pytest.raises(ValueError):
+        jws.public_key_from_jwk(es, "HS256")  # type: ignore[arg-type]

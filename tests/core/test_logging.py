@@ -6,8 +6,9 @@ import logging
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.logging import LOGGER_NAME
-from core.my_number import check_digit, redact_my_numbers
+from core.logging import LOGGER_NAME, scrub_my_numbers
+from core.my_number import check_digit
+from tests.fixtures.identity import my_numbers
 
 
 def _valid(prefix: str) -> str:
@@ -62,7 +63,7 @@ def test_scrubber_keeps_twelve_digit_numbers_that_fail_the_check_digit(app, capf
 def test_redaction_removes_every_valid_number(prefix, noise):
     number = _valid(prefix)
     text = f"{noise} {number} {noise}"
-    redacted = redact_my_numbers(text)
+    redacted = scrub_my_numbers(text)
     assert number not in redacted.replace(noise, "") or number in noise
     assert "[redacted]" in redacted
 
@@ -70,4 +71,41 @@ def test_redaction_removes_every_valid_number(prefix, noise):
 @given(st.integers(min_value=0, max_value=10**13 - 1))
 def test_longer_digit_runs_are_not_split(value):
     text = f"{value:013d}"
-    assert redact_my_numbers(text) == text
+    assert scrub_my_numbers(text) == text
+
+
+def _full_width(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in text)
+
+
+@given(
+    my_numbers(),
+    st.sampled_from(["", "-", " ", "\u3000", "\uff0d", "\u2010"]),
+    st.booleans(),
+    st.text(alphabet="ab :/=", max_size=5),
+)
+def test_scrubber_redacts_separated_and_full_width_forms(number, separator, wide, around):
+    written = f"{number[:4]}{separator}{number[4:8]}{separator}{number[8:]}"
+    if wide:
+        written = _full_width(written)
+    line = f"{around}{written}{around}"
+    assert scrub_my_numbers(line) == f"{around}[redacted]{around}"
+
+
+@given(my_numbers())
+def test_scrubber_leaves_longer_digit_runs_and_invalid_numbers(number):
+    invalid = number[:11] + str((int(number[11]) + 1) % 10)
+    assert scrub_my_numbers(invalid) == invalid
+    assert scrub_my_numbers(f"{invalid[:4]}-{invalid[4:8]}-{invalid[8:]}") == (
+        f"{invalid[:4]}-{invalid[4:8]}-{invalid[8:]}"
+    )
+    assert scrub_my_numbers("9" + number) == "9" + number
+    assert scrub_my_numbers(_full_width(number) + "０") == _full_width(number) + "０"
+
+
+def test_scrubber_covers_paths_in_the_request_log(http, capfd):
+    number = _valid("12345678901")
+    capfd.readouterr()
+    http.get(f"/v1/licences/{number[:4]}-{number[4:8]}-{number[8:]}?registration={number}")
+    err = capfd.readouterr().err
+    assert number[:4] not in err and "registration" not in err

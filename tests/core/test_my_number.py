@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.my_number import check_digit, is_valid_my_number, redact_my_numbers
-from tests.fixtures.identity import my_numbers, with_check_digit
+from core.my_number import check_digit, is_valid_my_number
+from tests.fixtures.identity import my_numbers
 
 ELEVEN = st.text(alphabet="0123456789", min_size=11, max_size=11)
 
@@ -96,23 +96,3 @@ def test_arbitrary_text_is_valid_only_if_it_is_twelve_ascii_digits_with_check_di
 def test_check_digit_rejects_bad_input(bad):
     with pytest.raises(ValueError):
         check_digit(bad)
-
-
-@given(my_numbers(), st.text(alphabet="ab -:", max_size=5), st.text(alphabet="ab -:", max_size=5))
-def test_redaction_hides_every_valid_number(number, before, after):
-    line = f"{before}{number}{after}"
-    redacted = redact_my_numbers(line)
-    assert number not in redacted
-    assert redacted == f"{before}[redacted]{after}"
-
-
-@given(my_numbers())
-def test_redaction_leaves_longer_digit_runs_and_invalid_numbers(number):
-    invalid = number[:11] + str((int(number[11]) + 1) % 10)
-    assert redact_my_numbers(invalid) == invalid
-    assert redact_my_numbers("9" + number) == "9" + number
-    assert redact_my_numbers(number + "0") == number + "0"
-
-
-def test_with_check_digit_helper():
-    assert with_check_digit("12345678901") == "123456789018"

@@ -61,11 +61,13 @@ def _run(
 
 
 @pytest.fixture
-def doctor_with_credential(http, licensed_holder, audience):
+def doctor_with_credential(http, licensed_holder, holder_audience):
     """A doctor signs in with their card and gets a credential (over HTTP)."""
     holder = licensed_holder("doctor", name="鈴木 一郎")
     nonce = http.post("/v1/holder/challenges").get_json()["nonce"]
-    session = http.post("/v1/holder/sessions", json={"assertion": holder.sign(nonce, audience)})
+    session = http.post(
+        "/v1/holder/sessions", json={"assertion": holder.sign(nonce, holder_audience)}
+    )
     token = session.get_json()["session_token"]
     response = http.post(
         "/v1/holder/credentials",

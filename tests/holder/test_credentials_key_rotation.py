@@ -26,11 +26,11 @@ def _kids(http) -> list[str]:
 
 
 @pytest.fixture
-def holder_with_credential(http, licensed_holder, audience):
+def holder_with_credential(http, licensed_holder, holder_audience):
     holder = licensed_holder()
     nonce = http.post("/v1/holder/challenges").get_json()["nonce"]
     token = http.post(
-        "/v1/holder/sessions", json={"assertion": holder.sign(nonce, audience)}
+        "/v1/holder/sessions", json={"assertion": holder.sign(nonce, holder_audience)}
     ).get_json()["session_token"]
     credential = http.post(
         "/v1/holder/credentials",

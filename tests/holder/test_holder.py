@@ -24,6 +24,9 @@ from tests.fixtures.holder import (
 )
 from tests.fixtures.verification import problem
 
+#: Every sign-in is an entry in the holder's log (verifier, outcome, profession).
+SIGN_IN = ("Holder sign-in with your card", "signed_in", None)
+
 
 def status_of(http, credential: str, app) -> int:
     """The credential's entry in a status list built now (past any cached one's TTL)."""
@@ -56,21 +59,25 @@ def regulator_action(http, headers, licence_id, action, **body):
 # --- challenges and sessions -------------------------------------------------------------
 
 
-def test_holder_challenge_needs_no_token(http, audience):
+def test_holder_challenge_needs_no_token(http, holder_audience):
     response = http.post("/v1/holder/challenges")
     assert response.status_code == 201
     body = response.get_json()
     assert set(body) == {"nonce", "audience", "expires_at"}
-    assert body["audience"] == audience
+    assert body["audience"] == holder_audience
     assert len(base64.urlsafe_b64decode(body["nonce"] + "==")) >= 16
     expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
     assert timedelta(minutes=4) < expires - datetime.now(UTC) <= timedelta(minutes=5)
 
 
-def test_sign_in_gives_a_ten_minute_audience_bound_session(app, http, licensed_holder, audience):
+def test_sign_in_gives_a_ten_minute_audience_bound_session(
+    app, http, licensed_holder, audience, holder_audience
+):
     holder = licensed_holder()
     nonce = http.post("/v1/holder/challenges").get_json()["nonce"]
-    response = http.post("/v1/holder/sessions", json={"assertion": holder.sign(nonce, audience)})
+    response = http.post(
+        "/v1/holder/sessions", json={"assertion": holder.sign(nonce, holder_audience)}
+    )
     assert response.status_code == 201
     body = response.get_json()
     expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
@@ -83,17 +90,48 @@ def test_sign_in_gives_a_ten_minute_audience_bound_session(app, http, licensed_h
     assert set(parsed.payload) == {"iss", "aud", "sid", "iat", "exp"}
     assert holder.my_number not in json.dumps(parsed.payload)
     # The nonce is single-use.
-    again = http.post("/v1/holder/sessions", json={"assertion": holder.sign(nonce, audience)})
+    again = http.post(
+        "/v1/holder/sessions", json={"assertion": holder.sign(nonce, holder_audience)}
+    )
     problem(again, 401, "invalid_nonce")
 
 
 def test_verifier_challenge_cannot_sign_a_holder_in(
-    http, licensed_holder, verifier, challenge, audience
+    http, licensed_holder, verifier, challenge, audience, holder_audience
 ):
     holder = licensed_holder()
     nonce = challenge(verifier[1])["nonce"]
+    # Signed for a verification: the purpose is wrong.
     response = http.post("/v1/holder/sessions", json={"assertion": holder.sign(nonce, audience)})
+    problem(response, 401, "invalid_assertion")
+    # Signed for a sign-in, over a verifier's nonce: the nonce is wrong.
+    response = http.post(
+        "/v1/holder/sessions", json={"assertion": holder.sign(nonce, holder_audience)}
+    )
     problem(response, 401, "invalid_nonce")
+
+
+def test_purpose_confusion_a_verification_assertion_cannot_open_a_holder_session(
+    app, http, licensed_holder, verifier, verify, audience, holder_audience
+):
+    """Issue 14.1: a verifier hands the candidate a public holder nonce and has the card
+    sign it as if for a verification; the verifier must not get a holder session."""
+    holder = licensed_holder()
+    nonce = http.post("/v1/holder/challenges").get_json()["nonce"]
+    stolen = holder.sign(nonce, audience)
+    problem(http.post("/v1/holder/sessions", json={"assertion": stolen}), 401, "invalid_assertion")
+    # Nor does a sign-in assertion serve a verification.
+    problem(verify(verifier[1], holder.sign(nonce, holder_audience)), 401, "invalid_assertion")
+    # The holder's real sign-in still works with that nonce, and is in the log.
+    response = http.post(
+        "/v1/holder/sessions", json={"assertion": holder.sign(nonce, holder_audience)}
+    )
+    assert response.status_code == 201
+    token = response.get_json()["session_token"]
+    log = http.get("/v1/holder/access-log", headers=bearer(token)).get_json()["entries"]
+    assert ("Holder sign-in with your card", "signed_in") in [
+        (e["verifier"], e["outcome"]) for e in log
+    ]
 
 
 def test_holder_nonce_cannot_be_used_for_a_verification(
@@ -104,7 +142,7 @@ def test_holder_nonce_cannot_be_used_for_a_verification(
     problem(verify(verifier[1], holder.sign(nonce, audience)), 401, "invalid_nonce")
 
 
-def test_sign_in_rejects_bad_assertions(http, licensed_holder, audience, forge):
+def test_sign_in_rejects_bad_assertions(http, licensed_holder, holder_audience, forge):
     holder = licensed_holder()
     nonce = http.post("/v1/holder/challenges").get_json()["nonce"]
     problem(http.post("/v1/holder/sessions", json={"assertion": "a.b"}), 400, "invalid_request")
@@ -115,55 +153,61 @@ def test_sign_in_rejects_bad_assertions(http, licensed_holder, audience, forge):
     )
     # An impostor's key with the holder's certificate.
     impostor = forge.assertion(
-        forge.key(), [holder.card.certificate, *holder.card.chain], nonce, audience
+        forge.key(), [holder.card.certificate, *holder.card.chain], nonce, holder_audience
     )
     problem(
         http.post("/v1/holder/sessions", json={"assertion": impostor}), 401, "invalid_assertion"
     )
     # The failures did not burn the nonce.
-    ok = http.post("/v1/holder/sessions", json={"assertion": holder.sign(nonce, audience)})
+    ok = http.post("/v1/holder/sessions", json={"assertion": holder.sign(nonce, holder_audience)})
     assert ok.status_code == 201
 
 
-def test_unknown_card_gets_no_session(http, issue_card, publish_crl, audience):
+def test_unknown_card_gets_no_session(http, issue_card, publish_crl, holder_audience):
     card = issue_card()  # not registered with the identity platform
     publish_crl()
     nonce = http.post("/v1/holder/challenges").get_json()["nonce"]
     response = http.post(
-        "/v1/holder/sessions", json={"assertion": card.sign(nonce=nonce, audience=audience)}
+        "/v1/holder/sessions", json={"assertion": card.sign(nonce=nonce, audience=holder_audience)}
     )
     problem(response, 403, "unknown_holder")
 
 
-def test_revoked_card_gets_no_session(http, licensed_holder, card_authority, publish_crl, audience):
+def test_revoked_card_gets_no_session(
+    http, licensed_holder, card_authority, publish_crl, holder_audience
+):
     holder = licensed_holder()
     card_authority.revoke(holder.card.serial)
     publish_crl()
     nonce = http.post("/v1/holder/challenges").get_json()["nonce"]
     problem(
-        http.post("/v1/holder/sessions", json={"assertion": holder.sign(nonce, audience)}),
+        http.post("/v1/holder/sessions", json={"assertion": holder.sign(nonce, holder_audience)}),
         403,
         "card_revoked",
     )
 
 
 def test_rejected_sign_in_with_a_known_card_shows_in_its_log(
-    http, licensed_holder, sign_in, audience
+    http, licensed_holder, sign_in, holder_audience
 ):
     holder = licensed_holder()
     stale = http.post("/v1/holder/challenges").get_json()["nonce"]
     assert (
         http.post(
-            "/v1/holder/sessions", json={"assertion": holder.sign(stale, audience)}
+            "/v1/holder/sessions", json={"assertion": holder.sign(stale, holder_audience)}
         ).status_code
         == 201
     )
     # Someone replays the card's assertion: rejected, and the holder sees it.
-    replay = http.post("/v1/holder/sessions", json={"assertion": holder.sign(stale, audience)})
+    replay = http.post(
+        "/v1/holder/sessions", json={"assertion": holder.sign(stale, holder_audience)}
+    )
     problem(replay, 401, "invalid_nonce")
     log = http.get("/v1/holder/access-log", headers=bearer(sign_in(holder))).get_json()["entries"]
     assert [(e["verifier"], e["outcome"], e["profession"]) for e in log] == [
-        ("Holder sign-in with your card", "invalid_nonce", None)
+        ("Holder sign-in with your card", "signed_in", None),
+        ("Holder sign-in with your card", "invalid_nonce", None),
+        ("Holder sign-in with your card", "signed_in", None),
     ]
 
 
@@ -228,6 +272,7 @@ def test_access_log_lists_checks_newest_first_with_rejections(
         body = http.get("/v1/holder/access-log", headers=bearer(token)).get_json()
     assert body["next_cursor"] is None
     assert [(e["verifier"], e["outcome"], e["profession"]) for e in body["entries"]] == [
+        SIGN_IN,
         ("Kameda General Hospital HR", "invalid_nonce", None),
         ("St Luke's HR", "licensed", "nurse"),
     ]
@@ -259,7 +304,7 @@ def test_access_log_is_paginated(
         cursor = body["next_cursor"]
         if cursor is None:
             break
-    assert len(seen) == 5 and seen == sorted(seen, reverse=True)
+    assert len(seen) == 6 and seen == sorted(seen, reverse=True)  # 5 checks, 1 sign-in
     problem(
         http.get("/v1/holder/access-log", query_string={"cursor": "!!"}, headers=bearer(token)),
         400,
@@ -281,16 +326,17 @@ def test_one_holder_cannot_read_another_holders_log(
         == 200
     )
     bob_token = sign_in(bob)
-    assert http.get("/v1/holder/access-log", headers=bearer(bob_token)).get_json()["entries"] == []
+    bob_log = http.get("/v1/holder/access-log", headers=bearer(bob_token)).get_json()["entries"]
+    assert [(e["verifier"], e["outcome"], e["profession"]) for e in bob_log] == [SIGN_IN]
     # No parameter names a holder: the session alone decides whose log it is.
     body = http.get(
         "/v1/holder/access-log", query_string={"holder": alice.my_number}, headers=bearer(bob_token)
     ).get_json()
-    assert body["entries"] == []
+    assert body["entries"] == bob_log
     alice_token = sign_in(alice)
     assert (
         len(http.get("/v1/holder/access-log", headers=bearer(alice_token)).get_json()["entries"])
-        == 1
+        == 2  # the verification and this sign-in
     )
 
 
@@ -460,9 +506,11 @@ def test_presentation_checked_online_with_disclosed_claims_only(
     assert full["holder"]["subject"] == body["holder"]["subject"]
     log = http.get("/v1/holder/access-log", headers=bearer(sign_in(holder))).get_json()["entries"]
     assert [(e["verifier"], e["outcome"], e["profession"]) for e in log] == [
+        SIGN_IN,
         ("Telemed Platform", "licensed", "doctor"),
         ("Telemed Platform", "licensed", "doctor"),
         ("Credential issued for your card", "credential_issued", "doctor"),
+        SIGN_IN,
     ]
 
 
@@ -590,8 +638,10 @@ def test_presentation_without_key_binding_is_rejected_and_logged(
     )
     log = http.get("/v1/holder/access-log", headers=bearer(sign_in(holder))).get_json()["entries"]
     assert [(e["verifier"], e["outcome"]) for e in log] == [
+        SIGN_IN[:2],
         ("Telemed Platform", "invalid_presentation"),
         ("Credential issued for your card", "credential_issued"),
+        SIGN_IN[:2],
     ]
 
 

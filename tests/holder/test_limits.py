@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from core.db import get_session
+from core.rate_limits import address_bucket
 from holder.housekeeping import prune
 from holder.models import HolderSession
-from holder.rate_limits import address_bucket
 from tests.fixtures.verification import problem
 from verification.challenges import ChallengePurpose, create_challenge
 from verification.models import AccessRecord, Challenge

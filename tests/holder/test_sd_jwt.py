@@ -452,7 +452,8 @@ def test_padded_disclosure_rejected():
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    # Integers within 64 bits: strict JSON refuses larger ones (core.strict_json).
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
     ),
@@ -469,6 +470,13 @@ def test_disclosure_round_trip(name, value):
     parsed = sd_jwt.parse_disclosure(disclosure.encoded)
     assert (parsed.name, parsed.value, parsed.salt) == (name, value, disclosure.salt)
     assert parsed.digest == disclosure.digest
+
+
+@given(st.integers(2**63).flatmap(lambda n: st.sampled_from([n, -n - 1])))
+def test_a_disclosure_with_an_integer_beyond_64_bits_is_malformed(number):
+    encoded = jws.b64url_encode(json.dumps(["salt", "name", number]).encode())
+    with pytest.raises(sd_jwt.SdJwtError, match="malformed"):
+        sd_jwt.parse_disclosure(encoded)
 
 
 @given(st.text(max_size=300))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from apiflask import APIBlueprint
 
 from app import create_app
+from core.config import ConfigurationError
 from core.errors import Conflict, ServiceError
 from identity import (
     LICENSING_AGENCY,
@@ -107,3 +110,38 @@ def test_readiness_reports_a_broken_identity_platform(tmp_path, database_url):
     assert response.get_json(force=True)["checks"]["identity_platform"] == (
         "identity platform unavailable"
     )
+
+
+def _install_nothing(_app) -> None:
+    """An adapter that forgets to install its platform."""
+
+
+def test_a_dotted_path_names_the_adapter(tmp_path):
+    application = create_app(
+        {"INSTANCE_PATH": str(tmp_path), "IDENTITY_PLATFORM": "seed.identity_platform:init_app"}
+    )
+    assert isinstance(application.extensions["identity_platform"], EmbeddedIdentityPlatform)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("no.such.module:install", "names no adapter"),
+        ("seed.identity_platform:no_such_attribute", "names no adapter"),
+        ("seed.identity_platform:__doc__", "is not callable"),
+        ("tests.identity.test_interface:_install_nothing", "installed no identity platform"),
+    ],
+)
+def test_an_unusable_adapter_is_a_one_line_configuration_error(tmp_path, value, says):
+    with pytest.raises(ConfigurationError, match=f"^IDENTITY_PLATFORM={value!r}.*{says}"):
+        create_app({"INSTANCE_PATH": str(tmp_path), "IDENTITY_PLATFORM": value})
+
+
+def test_the_embedded_stand_in_warns_once_at_start_up(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        create_app({"INSTANCE_PATH": str(tmp_path)})
+    warnings = [
+        r for r in caplog.records if r.levelno == logging.WARNING and "stand-in" in r.getMessage()
+    ]
+    assert len(warnings) == 1
+    assert "not for production" in warnings[0].getMessage()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from types import SimpleNamespace
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from core import db
 from licensing.models import AuditEntry, LicenceEvent
@@ -55,3 +55,11 @@ def audit_entries(app) -> list[SimpleNamespace]:
 
 def iso(day: date) -> str:
     return day.isoformat()
+
+
+def run_sql(app, statement: str, **params) -> None:
+    """Runs raw SQL and commits (to tamper with stored rows as an attacker would)."""
+    with app.app_context():
+        session = db.get_session()
+        session.execute(text(statement), params)
+        session.commit()

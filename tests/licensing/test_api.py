@@ -171,7 +171,6 @@ def test_a_valid_my_number_never_reaches_the_logs(http, regulator, caplog, capfd
 @pytest.mark.parametrize(
     "overrides,field",
     [
-        ({"profession": "astronaut"}, "profession"),
         ({"registration_number": "123456789"}, "registration_number"),
         ({"registration_number": "12a"}, "registration_number"),
         ({"registration_number": ""}, "registration_number"),

@@ -6,12 +6,13 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import update
 
 from core import db
+from core.audit import console_operator
 from licensing import audit, service
 from licensing.models import AuditEntry
-from tests.licensing.helpers import audit_entries
+from tests.licensing.helpers import audit_entries, run_sql
 
 
 def _cli(app, *args):
@@ -23,16 +24,10 @@ def _verify(app) -> int | None:
         return audit.verify_chain(db.get_session())
 
 
-def _sql(app, statement: str, **params) -> None:
-    with app.app_context():
-        session = db.get_session()
-        session.execute(text(statement), params)
-        session.commit()
-
-
 @pytest.fixture
 def chain(app, http, regulator, register_licence):
-    """Five links: register, suspend, reinstate, revoke, and a card-authority action."""
+    """Six links: the regulator client's creation, register, suspend, reinstate, revoke,
+    and a card-authority action."""
     licence = register_licence()
     headers = regulator[1]
     until = (service.today() + timedelta(days=9)).isoformat()
@@ -60,28 +55,29 @@ def chain(app, http, regulator, register_licence):
 
 def test_every_action_is_a_link_that_commits_to_the_previous(app, chain, regulator):
     entries = audit_entries(app)
-    assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6]
     assert [e.action for e in entries] == [
+        "client.create",
         "licence.register",
         "licence.suspend",
         "licence.reinstate",
         "licence.revoke",
         "crl.import",
     ]
-    assert entries[0].actor == "cli" and entries[1].actor == regulator[0].id
+    assert entries[1].actor == console_operator() and entries[2].actor == regulator[0].name
     assert entries[0].prev_hash == audit.GENESIS_HASH
     for previous, current in zip(entries, entries[1:], strict=False):
         assert current.prev_hash == previous.hash
-    assert entries[1].details == {
+    assert entries[2].details == {
         "from": "active",
         "to": "suspended",
-        "reason": "inquiry",
         "until": (service.today() + timedelta(days=9)).isoformat(),
     }
+    assert entries[2].free_text["reason"] == "inquiry"
     assert _verify(app) is None
     result = _cli(app, "audit", "verify")
     assert result.exit_code == 0
-    assert "intact: 5 entries" in result.output
+    assert "intact: 6 entries" in result.output
     assert entries[-1].hash in result.output
 
 
@@ -95,20 +91,20 @@ def test_the_chain_holds_no_personal_data(app, chain):
 @pytest.mark.parametrize(
     "tamper,broken_at",
     [
-        ('UPDATE audit_entries SET details = \'{"reason": "nothing"}\' WHERE seq = 3', 3),
-        ("UPDATE audit_entries SET actor = 'someone-else' WHERE seq = 2", 2),
-        ("UPDATE audit_entries SET action = 'licence.reinstate' WHERE seq = 4", 4),
-        ("UPDATE audit_entries SET target = 'lic_other' WHERE seq = 1", 1),
-        ("UPDATE audit_entries SET at = '2001-01-01 00:00:00' WHERE seq = 5", 5),
-        ("DELETE FROM audit_entries WHERE seq = 3", 3),
-        ("DELETE FROM audit_entries WHERE seq = 5", 5),
-        ("UPDATE audit_entries SET prev_hash = :zeros WHERE seq = 4", 4),
-        ("UPDATE audit_chain_head SET hash = :zeros", 5),
+        ('UPDATE audit_entries SET details = \'{"reason": "nothing"}\' WHERE seq = 4', 4),
+        ("UPDATE audit_entries SET actor = 'someone-else' WHERE seq = 3", 3),
+        ("UPDATE audit_entries SET action = 'licence.reinstate' WHERE seq = 5", 5),
+        ("UPDATE audit_entries SET target = 'lic_other' WHERE seq = 2", 2),
+        ("UPDATE audit_entries SET at = '2001-01-01 00:00:00' WHERE seq = 6", 6),
+        ("DELETE FROM audit_entries WHERE seq = 4", 4),
+        ("DELETE FROM audit_entries WHERE seq = 6", 6),
+        ("UPDATE audit_entries SET prev_hash = :zeros WHERE seq = 5", 5),
+        ("UPDATE audit_chain_head SET hash = :zeros", 6),
     ],
 )
 def test_audit_verify_reports_the_first_broken_link(app, chain, tamper, broken_at):
     assert _verify(app) is None
-    _sql(app, tamper, zeros="0" * 64)
+    run_sql(app, tamper, zeros="0" * 64)
     assert _verify(app) == broken_at
     result = _cli(app, "audit", "verify")
     assert result.exit_code == 1
@@ -117,7 +113,7 @@ def test_audit_verify_reports_the_first_broken_link(app, chain, tamper, broken_a
 
 def test_rewriting_a_hash_to_match_an_edit_breaks_the_next_link(app, chain):
     entries = audit_entries(app)
-    target = entries[1]
+    target = entries[2]
     forged = audit.entry_hash(
         target.seq,
         target.prev_hash,
@@ -125,17 +121,18 @@ def test_rewriting_a_hash_to_match_an_edit_breaks_the_next_link(app, chain):
         target.actor,
         target.action,
         target.target,
-        {**target.details, "reason": "forged"},
+        {**target.details, "to": "revoked"},
+        target.free_text_digest,
     )
     with app.app_context():
         session = db.get_session()
         session.execute(
             update(AuditEntry)
-            .where(AuditEntry.seq == 2)
-            .values(details={**target.details, "reason": "forged"}, hash=forged)
+            .where(AuditEntry.seq == 3)
+            .values(details={**target.details, "to": "revoked"}, hash=forged)
         )
         session.commit()
-    assert _verify(app) == 3
+    assert _verify(app) == 4
 
 
 def test_a_record_is_part_of_the_callers_transaction(app):

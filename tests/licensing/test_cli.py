@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from core import db
+from core.audit import console_operator
 from licensing.models import Profession
 from licensing.professions import PROFESSION_CODES
 from licensing.service import today
@@ -44,8 +45,8 @@ def test_register_prompts_for_the_my_number_without_echoing_it(app):
     licence_id = re.search(r"licence (lic_\w+)", result.output).group(1)
     assert "status:              active" in result.output
     assert "registration number: 8080" in result.output
-    assert [e.actor for e in stored_events(app, licence_id)] == ["cli"]
-    assert audit_entries(app)[0].actor == "cli"
+    assert [e.actor for e in stored_events(app, licence_id)] == [console_operator()]
+    assert audit_entries(app)[0].actor == console_operator()
 
 
 def test_register_errors_are_one_line_without_the_number(app):
@@ -85,7 +86,10 @@ def test_lifecycle_at_the_console(app):
     shown = _cli(app, "licences", "show", licence_id)
     assert shown.exit_code == 0
     assert "- -> active" in shown.output
-    assert "active -> suspended" in shown.output and "by cli: inquiry" in shown.output
+    assert (
+        "active -> suspended" in shown.output
+        and f"by {console_operator()}: inquiry" in shown.output
+    )
     assert "suspended -> active" in shown.output and "active -> revoked" in shown.output
     by_number = _cli(
         app, "licences", "show", "--registration-number", "4321", "--profession", "doctor"

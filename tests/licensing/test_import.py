@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core import db
+from core.audit import console_operator
 from licensing import audit
 from licensing.importer import import_csv
 from licensing.models import Licence, LicenceEvent
@@ -56,7 +57,7 @@ def test_import_registers_every_row_with_an_event_and_one_audit_entry(app, tmp_p
     assert _count(app, LicenceEvent) == 5
     entries = audit_entries(app)
     assert [e.action for e in entries] == ["licences.import"]
-    assert entries[0].actor == "cli"
+    assert entries[0].actor == console_operator()
     assert entries[0].details["imported"] == 5
     assert (
         entries[0].details["file_sha256"]
@@ -75,7 +76,7 @@ def test_import_registers_every_row_with_an_event_and_one_audit_entry(app, tmp_p
             None,
             "active",
             "imported",
-            "cli",
+            console_operator(),
         )
 
 
@@ -104,7 +105,8 @@ def test_errors_name_the_line_and_the_problem_but_never_the_value(app, tmp_path)
     errors = [line for line in result.output.splitlines() if line.startswith("line ")]
     assert errors == [
         "line 3: my_number fails the check digit",
-        "line 4: unknown profession",
+        "line 4: unknown profession (one of: doctor, dentist, pharmacist, nurse, midwife, "
+        "public_health_nurse)",
         "line 5: expected 5 fields, found 3",
         "line 6: registration_number must be 1 to 8 digits (not all zeros)",
         "line 7: registration_number is not in the format for dentist",
@@ -141,6 +143,7 @@ def test_skip_invalid_imports_the_valid_rows_and_reports_the_rest(app, tmp_path)
         "file_sha256": audit_entries(app)[0].details["file_sha256"],
         "rows": 4,
         "imported": 2,
+        "unchanged": 0,
         "invalid": 2,
         "skip_invalid": True,
     }
@@ -159,15 +162,17 @@ def test_conflicts_with_the_register_and_across_batches_are_reported(
         _row(number="601"),  # line 5
         _row(number="600"),  # line 6: repeats line 4, in a later batch
     ]
+    # Staging checks the whole file before writing: line 6 repeats line 4 of this file.
     result = _import(
         app, _write(tmp_path, HEADER + "".join(lines)), "--skip-invalid", "--batch-size", "2"
     )
     assert result.exit_code == 0, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("line ")]
     assert errors == [
-        "line 2: registration_number is already registered for this profession",
+        "line 2: registration_number is already registered for this profession with other "
+        "data (a conflict with the register)",
         "line 3: this person already holds a current licence for this profession",
-        "line 6: registration_number is already registered for this profession",
+        "line 6: registration_number repeats line 4 for this profession",
     ]
     assert _count(app) == 4  # two registered before, two imported
 
@@ -194,7 +199,7 @@ def test_the_header_may_list_the_columns_in_any_order_with_a_bom_and_quotes(app,
     [
         (b"", "a header row is required"),
         (b"profession,my_number,name\n", "The header row must name exactly"),
-        (HEADER.encode() + b"doctor,\xff\xfe,x,1,2001-01-01\n", "not UTF-8"),
+        (HEADER.encode() + b"doctor,\x82\xff,x,1,2001-01-01\n", "Line 2 is not valid"),
         (HEADER.encode() + b'doctor,"unterminated\n', "not well-formed CSV"),
     ],
 )

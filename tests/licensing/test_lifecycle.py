@@ -10,6 +10,7 @@ import pytest
 import time_machine
 
 from core import db
+from core.audit import console_operator
 from licensing import service
 from licensing.errors import InvalidTransition
 from tests.fixtures.licensing import random_my_number
@@ -124,7 +125,7 @@ def test_every_transition(app, http, regulator, register_licence, at_now, state,
     last = events[-1]
     assert (last.from_status, last.to_status) == (effective_before, expected)
     assert last.reason == f"{action} for the test"
-    assert last.actor == regulator[0].id
+    assert last.actor == regulator[0].name
     assert last.at == NOW
     # The stored history chains: each event starts where the previous one ended.
     for previous, current in zip(events, events[1:], strict=False):
@@ -132,9 +133,9 @@ def test_every_transition(app, http, regulator, register_licence, at_now, state,
     entry = audit_entries(app)[-1]
     assert entry.action == f"licence.{action}"
     assert entry.target == licence_id
-    assert entry.actor == regulator[0].id
+    assert entry.actor == regulator[0].name
     assert entry.details["from"] == effective_before and entry.details["to"] == expected
-    assert entry.details["reason"] == f"{action} for the test"
+    assert entry.free_text["reason"] == f"{action} for the test"
 
 
 def test_a_suspension_ends_by_itself_after_its_last_day(app, http, regulator, register_licence):
@@ -197,10 +198,10 @@ def test_a_suspension_ends_by_itself_after_its_last_day(app, http, regulator, re
         assert response.get_json()["status"] == "revoked"
         stored = stored_events(app, licence.id)
         assert [(e.from_status, e.to_status, e.actor) for e in stored] == [
-            (None, "active", "cli"),
-            ("active", "suspended", regulator[0].id),
+            (None, "active", console_operator()),
+            ("active", "suspended", regulator[0].name),
             ("suspended", "active", None),
-            ("active", "revoked", regulator[0].id),
+            ("active", "revoked", regulator[0].name),
         ]
         assert stored[2].at == datetime(2030, 3, 31, 15, 0, tzinfo=UTC)
         assert seen().status == "revoked"

@@ -7,8 +7,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
+from app import import_models
 from core import db
-from core.schema_check import scratch_database
+from tests.quality.schema_check import scratch_database
 
 
 def test_upgrade_from_empty_reaches_every_head_without_drift():
@@ -21,7 +22,7 @@ def test_upgrade_from_empty_reaches_every_head_without_drift():
             tables = set(inspect(conn).get_table_names())
         engine.dispose()
         assert current == set(ScriptDirectory.from_config(config).get_heads())
-        db.import_models()
+        import_models()
         assert {t.name for t in db.Base.metadata.sorted_tables} <= tables
         command.check(config)  # raises on drift
 

@@ -176,13 +176,13 @@ def _crash_in_licence_lookup(monkeypatch, _app):
 
 
 def _crash_in_receipt(monkeypatch, _app):
-    import verification.pipeline
+    import verification.outcome
 
     class Keyring:
         def sign(self, claims, typ):
             raise Crash()
 
-    monkeypatch.setattr(verification.pipeline, "get_keyring", lambda app=None: Keyring())
+    monkeypatch.setattr(verification.outcome, "get_keyring", lambda app=None: Keyring())
 
 
 def _crash_in_commit(_monkeypatch, app):

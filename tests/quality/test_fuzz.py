@@ -57,7 +57,7 @@ from schemathesis.core.failures import AcceptedNegativeData, Failure, FailureGro
 from schemathesis.openapi.checks import RejectedPositiveData
 
 from core.errors import ServiceError
-from core.my_number import TWELVE_DIGITS, is_valid_my_number
+from core.my_number import is_valid_my_number
 from tests.quality.helpers import role_headers, spec_operation_roles
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))
@@ -80,7 +80,8 @@ GENERAL_CODES = {
     "rate_limited",
     "unavailable",
 }
-_TRANSITION_CODES = {"invalid_transition", "conflict"}
+# unprocessable (422): a reason with control characters or a My Number-like number.
+_TRANSITION_CODES = {"invalid_transition", "conflict", "unprocessable"}
 #: The contract's own codes per endpoint (../shared/design/contract.md).
 CONTRACT_CODES: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/challenges"): set(),
@@ -98,7 +99,7 @@ CONTRACT_CODES: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/licences"): set(),
     ("GET", "/v1/licences/{licence_id}"): set(),
     ("GET", "/v1/licences/{licence_id}/events"): set(),
-    ("POST", "/v1/licences/{licence_id}/suspend"): _TRANSITION_CODES | {"unprocessable"},
+    ("POST", "/v1/licences/{licence_id}/suspend"): _TRANSITION_CODES,
     ("POST", "/v1/licences/{licence_id}/reinstate"): _TRANSITION_CODES,
     ("POST", "/v1/licences/{licence_id}/revoke"): _TRANSITION_CODES,
     ("POST", "/v1/licences/{licence_id}/erase"): _TRANSITION_CODES,
@@ -151,7 +152,7 @@ def no_my_number_echo(ctx, response, case) -> bool | None:
     """A My Number in the request never comes back in the response."""
     sent = json.dumps(case.body, default=str) if case.body is not None else ""
     sent += json.dumps(case.query or {}, default=str)
-    numbers = {n for n in TWELVE_DIGITS.findall(sent) if is_valid_my_number(n)}
+    numbers = {n for n in re.findall(r"(?<!\d)\d{12}(?!\d)", sent) if is_valid_my_number(n)}
     text = response.content.decode("utf-8", "replace") if response.content else ""
     leaked = [n for n in numbers if n in text]
     assert not leaked, "a My Number from the request appears in the response"

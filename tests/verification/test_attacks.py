@@ -1,8 +1,9 @@
 """Impersonation and forgery: every attack of issue 5, with real generated keys.
 
-Each attack is submitted through POST /v1/verifications exactly as a hostile client
-would; the assertion is rejected with the contract's code, nothing about the holder
-is returned, and the legitimate nonce stays usable unless the rejection is the nonce.
+Each attack is submitted through POST /v1/verifications and through the card app's
+POST /v1/challenges/{id}/response exactly as a hostile client would; the assertion is
+rejected with the contract's code, nothing about the holder is returned, and the
+legitimate nonce stays usable unless the rejection is the nonce.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ from tests.fixtures.verification import (
     x5c_entry,
 )
 from verification.models import AccessRecord
+
+
+@pytest.fixture(params=["verifier", "card_app"])
+def verify(request, verify, answer_challenge):
+    """Every attack through both routes: the verifier's POST /v1/verifications and the
+    card app's POST /v1/challenges/{id}/response (same pipeline)."""
+    return verify if request.param == "verifier" else answer_challenge
 
 
 @pytest.fixture
@@ -84,8 +92,9 @@ def test_real_certificate_with_the_attackers_key(app, verify, audience, hospital
     response = verify(headers, forge.assertion(attacker_key, chain, issued["nonce"], audience))
     problem(response, 401, "invalid_assertion")
     _assert_nothing_about_the_holder(response, victim)
-    # The victim sees the attempt made with their card, for the asked profession.
-    assert _records(app) == [("invalid_assertion", "doctor")]
+    # Issue 14.4: the card did not sign it, so it is no attempt "made with your card":
+    # anyone who has seen the certificate could otherwise forge entries in the log.
+    assert _records(app) == []
     # The hospital's nonce was not burned by the failed attempt.
     _still_usable(verify, headers, victim, issued["nonce"], audience)
 
@@ -523,6 +532,27 @@ def test_suspended_resumed_and_revoked_card(
         ("licensed", "doctor"),
         ("card_revoked", "doctor"),
     ]
+
+
+@pytest.mark.parametrize("state", ["lost", "revoked"])
+def test_an_unsigned_token_learns_nothing_of_the_cards_status(
+    app, verify, audience, verifier, challenge, victim, card_authority, publish_crl, forge, state
+):
+    """Issue 14.5 (revocation oracle): with only someone's certificate, an attacker must
+    not learn whether their card is lost or revoked. Signature and claims come first."""
+    _, headers = verifier
+    getattr(card_authority, "report_lost" if state == "lost" else "revoke")(victim.card.serial)
+    publish_crl()
+    chain = [victim.card.certificate, *victim.card.chain]
+    unsigned = forge.assertion(forge.key(), chain, challenge(headers)["nonce"], audience)
+    problem(verify(headers, unsigned), 401, "invalid_assertion")
+    # Signed by the card but with bad claims: still no word about the card's status.
+    wrong_aud = victim.sign(challenge(headers)["nonce"], "urn:another-service")
+    problem(verify(headers, wrong_aud), 401, "invalid_assertion")
+    # Only the card's own, well-formed assertion learns it (and is the holder's attempt).
+    code = "card_suspended" if state == "lost" else "card_revoked"
+    problem(verify(headers, victim.sign(challenge(headers)["nonce"], audience)), 403, code)
+    assert _records(app) == [("invalid_assertion", "doctor"), (code, "doctor")]
 
 
 def test_no_crl_or_a_stale_crl_fails_closed(

@@ -12,10 +12,11 @@ from tests.fixtures.verification import problem
 from verification.challenges import (
     CHALLENGE_LIFETIME,
     ChallengePurpose,
+    PeekedChallenge,
     consume_nonce,
     create_challenge,
     nonce_hash,
-    peek_profession,
+    peek_challenge,
     prune_challenges,
 )
 from verification.models import Challenge
@@ -27,7 +28,15 @@ def test_challenge_is_bound_to_client_and_profession(app, http, verifier, audien
     response = http.post("/v1/challenges", json={"profession": "nurse"}, headers=headers)
     assert response.status_code == 201
     body = response.get_json()
-    assert set(body) == {"challenge_id", "nonce", "audience", "profession", "expires_at"}
+    assert set(body) == {
+        "challenge_id",
+        "nonce",
+        "audience",
+        "profession",
+        "expires_at",
+        "request_uri",
+        "status_uri",
+    }
     assert body["audience"] == audience and body["profession"] == "nurse"
     assert len(base64.urlsafe_b64decode(body["nonce"] + "=")) * 8 >= 128
     expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
@@ -135,18 +144,18 @@ def test_holder_challenges_have_no_client(db_session):
 @pytest.mark.parametrize("nonce", ["", "x" * 129, None, 12])
 def test_odd_nonces_never_reach_the_database(db_session, nonce):
     assert consume_nonce(db_session, nonce, ChallengePurpose.HOLDER) is None
-    assert peek_profession(db_session, nonce, ChallengePurpose.HOLDER, client_id=None) is None
+    assert peek_challenge(db_session, nonce, ChallengePurpose.HOLDER, client_id=None) is None
 
 
-def test_peek_profession_reads_only_the_callers_challenge(db_session):
+def test_peek_challenge_reads_only_the_callers_challenge(db_session):
     issued = create_challenge(
         db_session, ChallengePurpose.VERIFIER, client_id="a", profession="midwife"
     )
-    assert peek_profession(db_session, issued.nonce, ChallengePurpose.VERIFIER, client_id="a") == (
-        "midwife"
-    )
+    assert peek_challenge(
+        db_session, issued.nonce, ChallengePurpose.VERIFIER, client_id="a"
+    ) == PeekedChallenge(issued.challenge_id, "midwife")
     assert (
-        peek_profession(db_session, issued.nonce, ChallengePurpose.VERIFIER, client_id="b") is None
+        peek_challenge(db_session, issued.nonce, ChallengePurpose.VERIFIER, client_id="b") is None
     )
     assert consume_nonce(db_session, issued.nonce, ChallengePurpose.VERIFIER, client_id="a")
 

@@ -15,6 +15,7 @@ from tests.fixtures.verification import Forge, b64url, problem, x5c_entry
 from verification.errors import VerificationError
 from verification.pipeline import (
     MAX_HEADER_BYTES,
+    AssertionRejected,
     step0_size_limits,
     step1_parse,
     step2_algorithm,
@@ -66,7 +67,6 @@ def test_more_than_four_x5c_entries_is_413(verify, verifier, issue_card):
         (b'{"assertion": "a.b.c.d"}', "application/json"),
         (b'{"assertion": "a=.b.c"}', "application/json"),
         (b'{"assertion": "e30.e30.AA", "extra": 1}', "application/json"),
-        (b'{"assertion": "e30.e30.AA"}', "text/plain"),
         (b"\xff\xfe", "application/json"),
     ],
 )
@@ -76,6 +76,14 @@ def test_malformed_requests_are_400(http, verifier, data, content_type):
         "/v1/verifications", data=data, headers={**headers, "Content-Type": content_type}
     )
     problem(response, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None])
+def test_a_json_body_in_another_media_type_is_415(http, verifier, content_type):
+    _, headers = verifier
+    sent = {**headers, "Content-Type": content_type} if content_type else headers
+    response = http.post("/v1/verifications", data=b'{"assertion": "e30.e30.AA"}', headers=sent)
+    problem(response, 415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize(
@@ -192,9 +200,13 @@ def test_whole_pipeline_never_fails_with_an_unexpected_error(
     token = Forge.raw_token(header, payload, b"\x02" * 256)
     with app.test_request_context():
         try:
-            verify_card_assertion(db_session, token, lambda *_: None, now=utcnow())
+            verify_card_assertion(
+                db_session, token, lambda *_: None, audience="urn:a", now=utcnow()
+            )
         except VerificationError as error:
             assert error.status in (400, 401, 403, 413, 503)
+        except AssertionRejected as rejected:
+            assert rejected.error.status in (401, 403, 503)
 
 
 # --- duplicate extensions: parsed lazily by cryptography, refused without a 500 -------------

@@ -6,6 +6,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from seed.card_authority import USER_AUTH_POLICY_OID as SEED_POLICY_OID
@@ -115,3 +116,74 @@ def test_missing_bundle_is_unavailable_not_the_cards_fault(
     app.config["CARD_TRUST_ANCHORS"] = str(app.config["CARD_TRUST_ANCHORS"]) + ".missing"
     response = verify(headers, holder.sign(challenge(headers)["nonce"], audience))
     problem(response, 503, "unavailable")
+
+
+# --- RFC 5280 end-entity rules (webpki defaults) on top of the card profile -----------------
+
+
+def _issuing_key(card_authority):
+    path = card_authority.directory / "issuing-ca.key.pem"
+    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+
+_AIA = x509.AuthorityInformationAccess(
+    [
+        x509.AccessDescription(
+            x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
+            x509.UniformResourceIdentifier("http://ca.example/issuing.cer"),
+        )
+    ]
+)
+_ONLY_EXAMPLE = x509.NameConstraints(
+    permitted_subtrees=[x509.DNSName("example.com")], excluded_subtrees=None
+)
+_SAN = x509.SubjectAlternativeName([x509.DirectoryName(Forge.name("Card 42"))])
+
+
+@pytest.mark.parametrize(
+    "case, changes",
+    [
+        ("no authorityKeyIdentifier", {"authority_key_id": False}),
+        ("nameConstraints", {"extra": [(_ONLY_EXAMPLE, True)]}),
+        ("critical AIA", {"extra": [(_AIA, True)]}),
+        (
+            "malformed AIA",
+            {"extra": [(x509.UnrecognizedExtension(_AIA.oid, b"\x04\x03abc"), False)]},
+        ),
+        ("empty subject, non-critical SAN", {"subject": x509.Name([]), "extra": [(_SAN, False)]}),
+        ("empty subject, no SAN", {"subject": x509.Name([])}),
+    ],
+)
+def test_card_certificates_follow_rfc5280_end_entity_rules(card_authority, forge, case, changes):
+    anchors = TrustAnchors.from_pem(
+        _pem(card_authority.root_certificate, card_authority.issuing_certificate),
+        datetime.now(UTC),
+    )
+
+    def card(**overrides):
+        fields = {
+            "subject": Forge.name("Card 42"),
+            "subject_key": forge.key(),
+            "issuer": card_authority.issuing_certificate.subject,
+            "issuer_key": _issuing_key(card_authority),
+            "ca": False,
+        }
+        return Forge.certificate(**{**fields, **overrides})
+
+    chain = [card_authority.issuing_certificate]
+    now = datetime.now(UTC)
+    # The same certificate without the defect is a good card (the test can fail).
+    anchors.validate_card_chain(card(), chain, now)
+    anchors.validate_card_chain(card(extra=[(_AIA, False)]), chain, now)
+    anchors.validate_card_chain(card(subject=x509.Name([]), extra=[(_SAN, True)]), chain, now)
+    with pytest.raises(UntrustedCertificate):
+        anchors.validate_card_chain(card(**changes), chain, now)
+
+
+def test_demo_cards_carry_an_authority_key_identifier(card_authority, issue_card):
+    card = issue_card()
+    aki = card.certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+    ski = card_authority.issuing_certificate.extensions.get_extension_for_class(
+        x509.SubjectKeyIdentifier
+    )
+    assert not aki.critical and aki.value.key_identifier == ski.value.digest

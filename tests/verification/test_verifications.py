@@ -183,20 +183,46 @@ def test_rejection_looks_the_same_whether_or_not_the_card_is_known(
         bodies.append((response.status_code, response.get_json()))
     assert bodies[0] == bodies[1]
     assert bodies[0][0] == 401 and bodies[0][1]["code"] == "invalid_assertion"
-    assert [r.outcome for r in _records(app)] == ["invalid_assertion"]  # the known card only
+    # The card did not sign it: nobody's attempt, not even in the known card's log.
+    assert _records(app) == []
 
 
-def test_steps_0_to_7_are_reusable_with_a_holder_nonce_consumer(app, audience, licensed_holder):
+def test_a_rejection_the_card_signed_is_recorded_for_a_known_card_only(
+    app, verifier, challenge, verify, audience, licensed_holder, issue_card, publish_crl
+):
+    _, headers = verifier
+    known = licensed_holder()
+    unknown = issue_card()
+    publish_crl()
+    bodies = []
+    for sign in (known.sign, lambda nonce, aud: unknown.sign(nonce=nonce, audience=aud)):
+        token = sign(challenge(headers)["nonce"], "urn:another-service")
+        response = verify(headers, token)
+        bodies.append((response.status_code, response.get_json()))
+    assert bodies[0] == bodies[1]
+    assert bodies[0][1]["code"] == "invalid_assertion"
+    assert [(r.outcome, r.profession) for r in _records(app)] == [("invalid_assertion", "doctor")]
+
+
+def test_steps_0_to_6_and_8_are_reusable_with_a_holder_nonce_consumer(
+    app, audience, licensed_holder
+):
     from core.db import get_session, utcnow
     from verification.challenges import ChallengePurpose, create_challenge
-    from verification.pipeline import holder_nonce_consumer, verify_card_assertion
+    from verification.pipeline import (
+        AssertionRejected,
+        holder_nonce_consumer,
+        verify_card_assertion,
+    )
 
     holder = licensed_holder()
     with app.test_request_context():
         session = get_session()
         issued = create_challenge(session, ChallengePurpose.HOLDER)
         token = holder.sign(issued.nonce, audience)
-        verified = verify_card_assertion(session, token, holder_nonce_consumer(), now=utcnow())
+        verified = verify_card_assertion(
+            session, token, holder_nonce_consumer(), audience=audience, now=utcnow()
+        )
         assert verified.leaf == holder.card.certificate
         assert verified.card_key.public_numbers() == (
             holder.card.certificate.public_key().public_numbers()
@@ -206,10 +232,14 @@ def test_steps_0_to_7_are_reusable_with_a_holder_nonce_consumer(app, audience, l
         session.commit()
         from verification.errors import InvalidNonce
 
-        with pytest.raises(InvalidNonce) as raised:
-            verify_card_assertion(session, token, holder_nonce_consumer(), now=utcnow())
-        assert raised.value.leaf == holder.card.certificate  # context for the caller
-        assert raised.value.nonce == issued.nonce
+        with pytest.raises(AssertionRejected) as raised:
+            verify_card_assertion(
+                session, token, holder_nonce_consumer(), audience=audience, now=utcnow()
+            )
+        assert isinstance(raised.value.error, InvalidNonce)
+        # The context for the caller, as data: the card that signed and its nonce.
+        assert raised.value.assertion.leaf == holder.card.certificate
+        assert raised.value.assertion.nonce == issued.nonce
 
 
 def test_card_key_of_a_non_rsa_leaf_is_untrusted_certificate_not_an_assert(certificate_factory):
@@ -218,6 +248,6 @@ def test_card_key_of_a_non_rsa_leaf_is_untrusted_certificate_not_an_assert(certi
     from verification.errors import UntrustedCertificate
     from verification.pipeline import CardAssertion
 
-    assertion = CardAssertion([certificate_factory()], {}, "nonce", utcnow())
+    assertion = CardAssertion([certificate_factory()], {"nonce": "nonce"}, utcnow())
     with pytest.raises(UntrustedCertificate):
         assertion.card_key

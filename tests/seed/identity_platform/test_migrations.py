@@ -7,11 +7,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from core import db, schema_check
-from core.schema_check import scratch_database
+from core import db
 from seed.identity_platform import alembic_config
 from seed.identity_platform.models import IdentityBase
 from seed.identity_platform.store import upgrade
+from tests.quality import schema_check
+from tests.quality.schema_check import scratch_database
 
 
 def test_registered_for_the_schema_check():

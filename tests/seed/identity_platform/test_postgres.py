@@ -10,11 +10,11 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.orm import Session
 
 from core import db
-from core.schema_check import scratch_database
 from identity import LICENSING_AGENCY, verifier_agency
 from identity.errors import InvalidAgencyCode
 from seed.identity_platform import alembic_config, create_platform
 from seed.identity_platform.rotation import rotate_keys
+from tests.quality.schema_check import scratch_database
 from tests.seed.identity_platform.threads import run_in_threads
 
 pytestmark = pytest.mark.skipif(

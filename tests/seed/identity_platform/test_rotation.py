@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.orm import Session
 
-from app import create_app
+from app import create_app, import_models
 from core import db
 from identity import LICENSING_AGENCY, get_identity_platform, verifier_agency
 from identity.errors import IdentityKeyError
@@ -216,7 +216,7 @@ def test_rotation_command_uses_the_licensing_metadata(app, identity_platform, my
     assert result.exit_code == 0, result.output
     assert "master key version 1 -> 2" in result.output
     assert "persons re-encrypted: 1" in result.output
-    db.import_models()
+    import_models()
     for table, column in licensing_code_columns(db.Base.metadata):
         assert f"licensing codes re-keyed in {table.name}.{column.name}: 0" in result.output
     status = app.test_cli_runner().invoke(args=["identity-platform", "status"])

@@ -1,7 +1,8 @@
-"""Per-address rate limits of the public holder endpoints.
+"""Per-address rate limits of the public endpoints (holder, the card app's routes).
 
 Limits are ``limits`` strings from the config (``HOLDER_RATE_LIMIT_CHALLENGES``,
-``_SESSIONS``, ``_AUTHENTICATED``, ``_STATUS_LISTS``, e.g. ``"10 per minute"``), counted
+``_SESSIONS``, ``_AUTHENTICATED``, ``_STATUS_LISTS``, ``CARD_RATE_LIMIT_REQUESTS``,
+``_RESPONSES``, e.g. ``"10 per minute"``), counted
 with a moving window in ``RATE_LIMIT_STORAGE_URI``: ``memory://`` by default, per process
 (with N workers an address gets up to N times the limit), or ``redis://host:port/db``,
 shared by every worker and instance. An unreachable store answers 503 ``unavailable``.
@@ -9,9 +10,6 @@ The address is ``request.remote_addr``; behind reverse proxies set ``TRUSTED_PRO
 so that it is the client's address (see ``core.proxies``). An IPv6 address counts as its
 /64: one subscriber usually holds a whole /64 and could otherwise use a fresh address
 per request.
-
-Holder sign-in challenges are also capped per address at ``CHALLENGE_MAX_OUTSTANDING``
-per challenge lifetime (5 minutes): no more can be unexpired at once, used or not.
 """
 
 from __future__ import annotations
@@ -22,13 +20,12 @@ from functools import wraps
 from typing import Any
 
 from flask import Flask, current_app, request
-from limits import RateLimitItem, RateLimitItemPerMinute, parse
+from limits import RateLimitItem, parse
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from core.errors import TooManyRequests, Unavailable
-from verification.challenges import CHALLENGE_LIFETIME
 
 _LIMITER_KEY = "holder_rate_limiter"
 
@@ -53,7 +50,8 @@ def address_bucket(address: str | None) -> str:
     return str(parsed)
 
 
-def _hit(limit: RateLimitItem, name: str, detail: str | None = None) -> None:
+def hit(limit: RateLimitItem, name: str, detail: str | None = None) -> None:
+    """Counts this request's address against ``limit`` (named ``name``); 429 when over."""
     limiter: MovingWindowRateLimiter = current_app.extensions[_LIMITER_KEY]
     try:
         allowed = limiter.hit(limit, name, address_bucket(request.remote_addr))
@@ -70,7 +68,7 @@ def rate_limited(config_key: str) -> Callable:
     def decorate(view: Callable) -> Callable:
         @wraps(view)
         def limited(*args: Any, **kwargs: Any) -> Any:
-            _hit(parse(current_app.config[config_key]), config_key)
+            hit(parse(current_app.config[config_key]), config_key)
             return view(*args, **kwargs)
 
         return limited
@@ -78,18 +76,7 @@ def rate_limited(config_key: str) -> Callable:
     return decorate
 
 
-def count_holder_challenge() -> None:
-    """429 once this address has asked ``CHALLENGE_MAX_OUTSTANDING`` holder challenges
-    within one challenge lifetime."""
-    cap = int(current_app.config["CHALLENGE_MAX_OUTSTANDING"])
-    minutes = int(CHALLENGE_LIFETIME.total_seconds() // 60)
-    _hit(
-        RateLimitItemPerMinute(cap, minutes),
-        "CHALLENGE_MAX_OUTSTANDING",
-        f"This address has {cap} unexpired sign-in challenges; use them or wait for them "
-        f"to expire ({minutes} minutes).",
-    )
-
-
 def init_app(app: Flask) -> None:
-    app.extensions[_LIMITER_KEY] = make_limiter(app.config.get("RATE_LIMIT_STORAGE_URI"))
+    """Idempotent: every domain with rate-limited routes calls it."""
+    if _LIMITER_KEY not in app.extensions:
+        app.extensions[_LIMITER_KEY] = make_limiter(app.config.get("RATE_LIMIT_STORAGE_URI"))
