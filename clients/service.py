@@ -75,11 +75,8 @@ def create_client(
         actor=actor or audit.console_operator(),
         action="client.create",
         target=client.id,
-        details={
-            "role": role.value,
-            "professions": list(client.profession_scope),
-            "audiences": wanted,
-        },
+        details={"role": role.value, "professions": list(client.profession_scope)}
+        | ({"audiences": wanted} if wanted else {}),
     )
     session.commit()
     return CreatedClient(client, token)

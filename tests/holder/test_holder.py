@@ -519,6 +519,14 @@ def test_presentation_challenge_gives_the_callers_registered_audience(
 ):
     body = presentation_challenge(platform[1])
     assert body["audience"] == platform[2] and body["profession"] == "doctor"
+    # The card app answers only verification challenges: no card request to point at.
+    assert "request_uri" not in body and "status_uri" not in body
+    with_monitoring = http.post(
+        "/v1/challenges",
+        json={"profession": "doctor", "kind": "presentation", "monitoring": True},
+        headers=platform[1],
+    )
+    assert "monitoring" in problem(with_monitoring, 400, "invalid_request")["detail"]
     assert presentation_challenge(other_platform[1])["audience"] == other_platform[2]
     # A verifier without a registered audience is told how to get one.
     refused = http.post(
@@ -554,7 +562,13 @@ def test_presentation_is_accepted_once(
     replay = post_presentation(http, platform[1], presentation, nonce, audience)
     assert "new one" in problem(replay, 401, "invalid_presentation")["detail"]
     log = http.get("/v1/holder/access-log", headers=bearer(sign_in(holder))).get_json()["entries"]
-    assert [e["outcome"] for e in log] == ["invalid_presentation", "licensed", "credential_issued"]
+    assert [e["outcome"] for e in log] == [
+        "signed_in",
+        "invalid_presentation",
+        "licensed",
+        "credential_issued",
+        "signed_in",
+    ]
 
 
 def test_presentation_made_for_another_verifier_is_refused(
