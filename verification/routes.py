@@ -13,7 +13,7 @@ from clients.models import ApiClient
 from clients.service import presentation_audience
 from core.config import public_base_url
 from core.db import get_session, utcnow
-from core.errors import InvalidRequest, NotFound, UnsupportedMediaType
+from core.errors import NotFound, UnsupportedMediaType
 from core.rate_limits import rate_limited
 from core.signing import get_keyring
 from verification import schemas
@@ -86,7 +86,7 @@ def _challenge_uris(challenge_id: str) -> dict[str, str]:
     "verification challenge from `request_uri` (cross-device flow); the verifier reads the "
     "answer at `status_uri`. A `presentation` challenge is for `POST /v1/presentations`.",
     responses={
-        400: "invalid_request (also: monitoring asked with kind presentation)",
+        400: "invalid_request",
         401: "unauthenticated",
         403: "forbidden (not a verifier; kind presentation: no registered audience)",
         429: "rate_limited: CHALLENGE_MAX_OUTSTANDING unexpired, unused challenges",
@@ -97,18 +97,14 @@ def post_challenge(body):
     session = get_session()
     purpose, audience = ChallengePurpose.VERIFIER, current_app.config["SERVICE_AUDIENCE"]
     if body["kind"] == "presentation":
-        if body["monitoring"]:
-            raise InvalidRequest(
-                "monitoring is asked with a card verification; leave it out of a "
-                "presentation challenge."
-            )
         purpose, audience = ChallengePurpose.PRESENTATION, presentation_audience(session, client.id)
     issued = create_challenge(
         session,
         purpose,
         client_id=client.id,
         profession=body["profession"],
-        monitoring=body["monitoring"],
+        # Consent is asked only by a card request, which a presentation has none of.
+        monitoring=body["monitoring"] and purpose is ChallengePurpose.VERIFIER,
         max_outstanding=current_app.config["CHALLENGE_MAX_OUTSTANDING"],
     )
     answer = {

@@ -51,7 +51,8 @@ class ChallengeIn(Schema):
         load_default=False,
         metadata={
             "description": "Ask the holder to consent to monitoring of this licence "
-            "(shown by the card app; recorded only if the card signs it)."
+            "(shown by the card app; recorded only if the card signs it). Not asked "
+            "with kind `presentation`, which has no card request."
         },
     )
 

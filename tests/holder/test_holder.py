@@ -11,6 +11,7 @@ import pytest
 import time_machine
 
 from core import jws
+from core.db import get_session
 from core.signing import get_keyring
 from holder import sd_jwt
 from holder import status_list as sl
@@ -23,6 +24,7 @@ from tests.fixtures.holder import (
     verify_status_list_token,
 )
 from tests.fixtures.verification import problem
+from verification.models import Challenge, ChallengePurpose
 
 #: Every sign-in is an entry in the holder's log (verifier, outcome, profession).
 SIGN_IN = ("Holder sign-in with your card", "signed_in", None)
@@ -515,7 +517,7 @@ def test_presentation_checked_online_with_disclosed_claims_only(
 
 
 def test_presentation_challenge_gives_the_callers_registered_audience(
-    http, platform, other_platform, verifier, presentation_challenge
+    app, http, platform, other_platform, verifier, presentation_challenge
 ):
     body = presentation_challenge(platform[1])
     assert body["audience"] == platform[2] and body["profession"] == "doctor"
@@ -526,7 +528,11 @@ def test_presentation_challenge_gives_the_callers_registered_audience(
         json={"profession": "doctor", "kind": "presentation", "monitoring": True},
         headers=platform[1],
     )
-    assert "monitoring" in problem(with_monitoring, 400, "invalid_request")["detail"]
+    assert with_monitoring.status_code == 201
+    with app.app_context():
+        stored = get_session().get(Challenge, with_monitoring.get_json()["challenge_id"])
+        assert stored.purpose is ChallengePurpose.PRESENTATION
+        assert not stored.monitoring_requested
     assert presentation_challenge(other_platform[1])["audience"] == other_platform[2]
     # A verifier without a registered audience is told how to get one.
     refused = http.post(
