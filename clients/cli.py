@@ -49,16 +49,28 @@ def _check_professions(values: tuple[str, ...]) -> None:
     multiple=True,
     help="Regulators only, repeatable: the professions it may act on (default: all).",
 )
+@click.option(
+    "--audience",
+    "audiences",
+    multiple=True,
+    help="Verifiers: a URI its holders' presentations are made to (repeatable).",
+)
 @actor_option
-def create_command(name: str, role: str, professions: tuple[str, ...], actor: str) -> None:
+def create_command(
+    name: str, role: str, professions: tuple[str, ...], audiences: tuple[str, ...], actor: str
+) -> None:
     """Create a client; prints its token once, on the last line."""
     _check_professions(professions)
-    created = create_client(get_session(), name, role, professions=professions, actor=actor)
+    created = create_client(
+        get_session(), name, role, professions=professions, audiences=audiences, actor=actor
+    )
     scope = created.client.profession_scope
     suffix = f" [{', '.join(scope)}]" if scope else ""
     click.echo(
         f"client {created.client.id} ({created.client.role.value}){suffix}: {created.client.name}"
     )
+    for audience in dict.fromkeys(audiences):
+        click.echo(f"presentation audience: {audience}")
     click.echo("token (shown once, store it now):")
     click.echo(created.token)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, utcnow, value_enum
@@ -41,3 +41,15 @@ class ApiClient(Base):
 def scope_of(professions: str | None) -> tuple[str, ...]:
     """The professions a stored scope names (empty: unscoped, every profession)."""
     return tuple(professions.split(",")) if professions else ()
+
+
+class ClientAudience(Base):
+    """An audience (URI) a verifier's holders present credentials to (key-binding JWT
+    ``aud``). Unique across clients: a presentation made for one verifier can never be
+    accepted by another (``POST /v1/presentations``)."""
+
+    __tablename__ = "api_client_audiences"
+
+    audience: Mapped[str] = mapped_column(String(512), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

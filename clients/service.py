@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from clients.models import ApiClient, Role, scope_of
+from clients.models import ApiClient, ClientAudience, Role, scope_of
 from core import audit
 from core.db import utcnow
-from core.errors import InvalidRequest, NotFound
+from core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from core.text import clean_text
 
 TOKEN_PREFIX = "lvs_"  # noqa: S105 - a public prefix, not a secret
 NAME_MAX = 200
+MAX_AUDIENCE_CHARS = 512
+#: An absolute URI (RFC 3986 scheme, then anything) in printable ASCII without spaces.
+_AUDIENCE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[!-~]+")
 
 
 def hash_token(token: str) -> str:
@@ -37,9 +41,11 @@ def create_client(
     role: Role | str,
     *,
     professions: Sequence[str] = (),
+    audiences: Iterable[str] = (),
     actor: str | None = None,
 ) -> CreatedClient:
-    """A new client (audited); ``professions`` scopes a regulator (empty: all)."""
+    """A new client (audited); ``professions`` scopes a regulator (empty: all);
+    ``audiences`` (verifiers only) are the URIs its holders present to."""
     role = Role(role)
     if professions and role != Role.REGULATOR:
         raise InvalidRequest("Only regulator clients are scoped to professions.")
@@ -51,16 +57,59 @@ def create_client(
         token_hash=hash_token(token),
         professions=",".join(sorted(set(professions))) or None,
     )
+    wanted = list(dict.fromkeys(audiences))
+    if wanted and client.role is not Role.VERIFIER:
+        raise InvalidRequest("Only verifier clients have presentation audiences.")
+    for audience in wanted:
+        _check_audience(audience)
+    taken = session.scalars(
+        select(ClientAudience.audience).where(ClientAudience.audience.in_(wanted))
+    ).first()
+    if taken is not None:
+        raise Conflict("An audience is already registered to another client; choose another URI.")
     session.add(client)
+    session.flush()  # the audiences reference the client row
+    session.add_all(ClientAudience(audience=audience, client_id=client.id) for audience in wanted)
     audit.record(
         session,
         actor=actor or audit.console_operator(),
         action="client.create",
         target=client.id,
-        details={"role": role.value, "professions": list(client.profession_scope)},
+        details={"role": role.value, "professions": list(client.profession_scope)}
+        | ({"audiences": wanted} if wanted else {}),
     )
     session.commit()
     return CreatedClient(client, token)
+
+
+def _check_audience(audience: str) -> None:
+    if len(audience) > MAX_AUDIENCE_CHARS or not _AUDIENCE.fullmatch(audience):
+        raise InvalidRequest(
+            "An audience must be an absolute URI (e.g. https://platform.example) of at most "
+            "512 printable ASCII characters without spaces."
+        )
+
+
+def presentation_audience(session: Session, client_id: str) -> str:
+    """The audience a presentation challenge hands out: the client's first registered one."""
+    audiences = client_audiences(session, client_id)
+    if not audiences:
+        raise Forbidden(
+            "This client has no registered presentation audience; ask the operator to "
+            "create a client with --audience URI."
+        )
+    return audiences[0]
+
+
+def client_audiences(session: Session, client_id: str) -> list[str]:
+    """The client's registered presentation audiences, oldest first."""
+    return list(
+        session.scalars(
+            select(ClientAudience.audience)
+            .where(ClientAudience.client_id == client_id)
+            .order_by(ClientAudience.created_at, ClientAudience.audience)
+        )
+    )
 
 
 def list_clients(session: Session) -> list[ApiClient]:

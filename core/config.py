@@ -61,12 +61,19 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     "MAX_CONTENT_LENGTH": (64 * 1024, _integer(1024, 1024 * 1024)),
     "STATUS_LIST_TTL": (60, _integer(1, DAY)),  # seconds relying parties may cache a list
     "HOLDER_CREDENTIAL_LIFETIME": (DAY, _integer(60, DAY)),  # seconds, at most 24 hours
-    "HOLDER_RATE_LIMIT_CHALLENGES": ("30 per minute", _rate_limit),  # per client address
+    # Unexpired credentials per holder and profession.
+    "HOLDER_MAX_LIVE_CREDENTIALS": (5, _integer(1, 1000)),
+    # Per client address (an IPv6 /64 counts as one).
+    "HOLDER_RATE_LIMIT_CHALLENGES": ("30 per minute", _rate_limit),
     "HOLDER_RATE_LIMIT_SESSIONS": ("10 per minute", _rate_limit),
     "HOLDER_RATE_LIMIT_AUTHENTICATED": ("120 per minute", _rate_limit),
     "HOLDER_RATE_LIMIT_STATUS_LISTS": ("600 per minute", _rate_limit),
     "CARD_RATE_LIMIT_REQUESTS": ("60 per minute", _rate_limit),  # GET /r/{id}
     "CARD_RATE_LIMIT_RESPONSES": ("10 per minute", _rate_limit),  # the card app's answers
+    # Unexpired, unused challenges per API client, and holder challenges per address.
+    "CHALLENGE_MAX_OUTSTANDING": (1000, _integer(1, 1_000_000)),
+    "ACCESS_LOG_RETENTION": (5 * 365 + 2, _integer(1, 36500)),  # days (5 years, leap days)
+    "HOUSEKEEPING_INTERVAL": (600, _integer(0, DAY)),  # seconds between prunes, per process
     # memory:// counts per process; redis://host:port/db is shared by every worker.
     "RATE_LIMIT_STORAGE_URI": ("memory://", _text),
     # Reverse proxies in front whose X-Forwarded-For entries are believed.

@@ -7,17 +7,20 @@ with a moving window in ``RATE_LIMIT_STORAGE_URI``: ``memory://`` by default, pe
 (with N workers an address gets up to N times the limit), or ``redis://host:port/db``,
 shared by every worker and instance. An unreachable store answers 503 ``unavailable``.
 The address is ``request.remote_addr``; behind reverse proxies set ``TRUSTED_PROXIES``
-so that it is the client's address (see ``core.proxies``).
+so that it is the client's address (see ``core.proxies``). An IPv6 address counts as its
+/64: one subscriber usually holds a whole /64 and could otherwise use a fresh address
+per request.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from flask import Flask, current_app, request
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
@@ -34,22 +37,38 @@ def make_limiter(storage_uri: str | None) -> MovingWindowRateLimiter:
     return MovingWindowRateLimiter(storage)
 
 
+def address_bucket(address: str | None) -> str:
+    """What a limit counts: an IPv4 address, or the /64 of an IPv6 one."""
+    try:
+        parsed = ipaddress.ip_address(address or "")
+    except ValueError:
+        return "unknown"
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
+
+
+def hit(limit: RateLimitItem, name: str, detail: str | None = None) -> None:
+    """Counts this request's address against ``limit`` (named ``name``); 429 when over."""
+    limiter: MovingWindowRateLimiter = current_app.extensions[_LIMITER_KEY]
+    try:
+        allowed = limiter.hit(limit, name, address_bucket(request.remote_addr))
+    except StorageError:
+        # Fail closed: without its counts the limit cannot be enforced.
+        raise Unavailable("The rate limit store is unavailable.") from None
+    if not allowed:
+        raise TooManyRequests(detail)
+
+
 def rate_limited(config_key: str) -> Callable:
     """Counts the request against ``config_key``'s limit for the client's address first."""
 
     def decorate(view: Callable) -> Callable:
         @wraps(view)
         def limited(*args: Any, **kwargs: Any) -> Any:
-            value = current_app.config[config_key]
-            address = request.remote_addr or "unknown"
-            limiter: MovingWindowRateLimiter = current_app.extensions[_LIMITER_KEY]
-            try:
-                allowed = limiter.hit(parse(value), config_key, address)
-            except StorageError:
-                # Fail closed: without its counts the limit cannot be enforced.
-                raise Unavailable("The rate limit store is unavailable.") from None
-            if not allowed:
-                raise TooManyRequests()
+            hit(parse(current_app.config[config_key]), config_key)
             return view(*args, **kwargs)
 
         return limited

@@ -1,21 +1,21 @@
-"""``flask holder``: housekeeping of holder sessions and credentials."""
+"""``flask housekeeping prune``: what the service also prunes by itself, on demand."""
 
 from __future__ import annotations
 
 import click
+from flask import current_app
 
 from core.cli import ServiceGroup
 from core.db import get_session
-from holder import credentials as creds
-from holder.sessions import prune_sessions
+from holder.housekeeping import prune
 
-holder_cli = ServiceGroup("holder", help="Holder sessions and credentials.")
+housekeeping_cli = ServiceGroup(
+    "housekeeping", help="Prune expired challenges, sessions, credentials and old access records."
+)
 
 
-@holder_cli.command("prune")
+@housekeeping_cli.command("prune")
 def prune_command() -> None:
-    """Delete sessions and credential records that expired more than a day ago."""
-    session = get_session()
-    sessions = prune_sessions(session)
-    credentials = creds.prune_credentials(session)
-    click.echo(f"removed {sessions} sessions and {credentials} credential records")
+    """Delete challenges, sessions and credential records expired over a day ago, and
+    access records older than ACCESS_LOG_RETENTION days."""
+    click.echo(str(prune(get_session(), current_app)))

@@ -21,12 +21,15 @@ verifier's own pairwise code), a receipt, and an access record for the holder.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import secrets
+import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from flask import Flask, current_app
@@ -36,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from core.config import public_base_url as config_public_base_url
 from core.db import utcnow
-from core.errors import InvalidRequest, NotFound, ServiceError
+from core.errors import InvalidRequest, NotFound, ServiceError, TooManyRequests
 from core.signing import get_keyring
 from holder import sd_jwt
 from holder import status_list as sl
@@ -44,7 +47,7 @@ from holder.errors import InvalidPresentation, LicenceNotActive, NotLicensed
 from holder.models import HolderCredential, HolderStatusList
 from verification.errors import CardRevoked
 from verification.outcome import Verifier, record_access
-from verification.revocation import CardStatus
+from verification.revocation import CardStatus, revocation_sets
 from verification.revocation import card_statuses as revocation_statuses
 
 log = logging.getLogger("licence_service.holder")
@@ -54,9 +57,12 @@ CREDENTIAL_LIFETIME = timedelta(hours=24)  # upper bound; HOLDER_CREDENTIAL_LIFE
 STATUS_LIST_SIZE = 8192  # entries (2 KiB raw at 2 bits)
 STATUS_LIST_FILL = 0.5  # open a new list when half full: random picks stay cheap
 STATUS_LIST_TOKEN_LIFETIME = 600  # seconds; the token's exp
-STATUS_LIST_TTL = 60  # seconds a relying party may cache the list
 STATUS_LIST_PATH = "/v1/status-lists/"
 _ALLOCATION_ATTEMPTS = 8
+_CARD_CACHE_KEY = "holder_card_status_cache"
+MAX_CACHED_CARDS = 50_000  # per process; a few hundred bytes each
+STATUS_LIST_CACHE_KEY = "holder_status_list_cache"
+_STATUS_LIST_BUILD = threading.Lock()
 KEY_BINDING_MAX_AGE = 300  # seconds: a presentation is checked within 5 minutes of its KB-JWT
 MAX_NONCE_CHARS = 512
 MAX_AUDIENCE_CHARS = 512
@@ -77,6 +83,10 @@ PRESENTATION_DETAILS = {
     "audience": "The key-binding JWT is for another audience.",
     "stale": "The key-binding JWT is too old.",
     "unknown_credential": "The credential is not known to this service.",
+    "audience_not_registered": "The audience is not one registered to this client; use the "
+    "audience that POST /v1/challenges (kind presentation) gave you.",
+    "nonce_not_issued": "The nonce was not issued to this client for this profession, or it "
+    "was used or has expired; ask POST /v1/challenges (kind presentation) for a new one.",
 }
 
 
@@ -97,22 +107,26 @@ def public_base_url(app: Flask | None = None) -> str:
 
 
 def credential_lifetime(app: Flask | None = None) -> timedelta:
-    seconds = (app or current_app).config.get("HOLDER_CREDENTIAL_LIFETIME")
-    lifetime = timedelta(seconds=int(seconds)) if seconds else CREDENTIAL_LIFETIME
-    return min(lifetime, CREDENTIAL_LIFETIME)
+    seconds = int((app or current_app).config["HOLDER_CREDENTIAL_LIFETIME"])
+    return min(timedelta(seconds=seconds), CREDENTIAL_LIFETIME)
 
 
 def status_list_uri(list_id: str, app: Flask | None = None) -> str:
     return f"{public_base_url(app)}{STATUS_LIST_PATH}{list_id}"
 
 
-def list_id_from_uri(uri: str, app: Flask | None = None) -> str | None:
-    """The list id when ``uri`` is one of our status list URIs, else None."""
-    prefix = f"{public_base_url(app)}{STATUS_LIST_PATH}"
-    if not uri.startswith(prefix):
+def list_id_from_uri(uri: Any) -> str | None:
+    """The list id of a status list URI we issued, whatever ``PUBLIC_BASE_URL`` was then
+    (it may have changed since: credentials are matched by list id, not by URL prefix;
+    the issuer signature over the credential vouches for the URI)."""
+    if not isinstance(uri, str):
         return None
-    list_id = uri[len(prefix) :]
-    if not list_id or not list_id.isalnum() or not list_id.isascii() or len(list_id) > 32:
+    try:
+        path = urlsplit(uri).path
+    except ValueError:
+        return None
+    _, found, list_id = path.rpartition(STATUS_LIST_PATH)
+    if not found or not list_id.isascii() or not list_id.isalnum() or len(list_id) > 32:
         return None
     return list_id
 
@@ -130,17 +144,70 @@ def decode_chain(encoded: Iterable[str]) -> list[x509.Certificate]:
     return [x509.load_der_x509_certificate(base64.b64decode(item)) for item in encoded]
 
 
+@dataclass(frozen=True)
+class _CachedCard:
+    """A stored card chain decoded once per process, its issuers' keys (leaf's first),
+    and its last status: valid while the same CRLs (by SHA-256) are current, from
+    ``computed_at`` until ``valid_until`` (their first nextUpdate or the leaf's notAfter)."""
+
+    chain: tuple[x509.Certificate, ...]
+    issuers: tuple[str, ...]
+    crls: tuple[str | None, ...] = ()
+    status: int | None = None
+    computed_at: datetime | None = None
+    valid_until: datetime | None = None
+
+
+def _parse_card(chain: Sequence[str]) -> _CachedCard:
+    from verification.trust import ca_key
+
+    certificates = tuple(decode_chain(chain))
+    return _CachedCard(certificates, tuple(ca_key(issuer) for issuer in certificates[1:]))
+
+
 def card_statuses(
-    session: Session, chains: Sequence[Sequence[x509.Certificate]], now: datetime, app: Flask
+    session: Session, chains: Sequence[Sequence[str]], now: datetime, app: Flask
 ) -> list[int]:
-    """Each card's contribution to an entry, by ``verification.revocation``'s rule (one CRL
-    query for all): revoked or expired -> invalid; on hold, or unknown (no CRL or a stale
-    one) -> suspended (unknown is not valid, but not final either); good -> valid."""
-    statuses = revocation_statuses(session, chains, now, app)
-    return [
-        sl.STATUS_INVALID if chain[0].not_valid_after_utc <= now else _CARD_STATUS[status]
-        for chain, status in zip(chains, statuses, strict=True)
-    ]
+    """Each stored (encoded) card chain's contribution to an entry, by
+    ``verification.revocation``'s rule (one CRL query for all): revoked or expired ->
+    invalid; on hold, or unknown (no CRL or a stale one) -> suspended (unknown is not
+    valid, but not final either); good -> valid.
+
+    A status list holds thousands of live entries: each chain is decoded once per
+    process, and its status is kept for the CRLs it was computed with, so it is
+    re-evaluated only when one of its issuers' CRLs changes or reaches its nextUpdate.
+    """
+    cache: dict[bytes, _CachedCard] = app.extensions.setdefault(_CARD_CACHE_KEY, {})
+    if len(cache) > MAX_CACHED_CARDS:
+        cache.clear()  # many cards seen once: start over rather than grow without bound
+    keys = [hashlib.sha256("\n".join(chain).encode("ascii")).digest() for chain in chains]
+    for key, chain in zip(keys, chains, strict=True):
+        if key not in cache:
+            cache[key] = _parse_card(chain)
+    sets = revocation_sets(
+        session, sorted({issuer for key in keys for issuer in cache[key].issuers}), app
+    )
+    stale = []
+    for key in dict.fromkeys(keys):
+        card = cache[key]
+        crls = tuple(sets[issuer].sha256 if issuer in sets else None for issuer in card.issuers)
+        if card.crls != crls or not card.computed_at <= now < card.valid_until:  # type: ignore[operator]
+            cache[key] = replace(card, crls=crls, computed_at=now)
+            stale.append(key)
+    fresh = revocation_statuses(session, [cache[key].chain for key in stale], now, app, sets=sets)
+    for key, status in zip(stale, fresh, strict=True):
+        card = cache[key]
+        not_after = card.chain[0].not_valid_after_utc
+        expired = not_after <= now
+        updates = [
+            sets[i].next_update for i in card.issuers if i in sets and sets[i].next_update > now
+        ]
+        cache[key] = replace(
+            card,
+            status=sl.STATUS_INVALID if expired else _CARD_STATUS[status],
+            valid_until=datetime.max.replace(tzinfo=UTC) if expired else min([not_after, *updates]),
+        )
+    return [cache[key].status for key in keys]  # type: ignore[misc]
 
 
 _CARD_STATUS = {
@@ -223,8 +290,11 @@ def build_status_list(
     record = session.get(HolderStatusList, list_id)
     if record is None:
         raise NotFound("No such status list.")
-    credentials = session.scalars(
-        select(HolderCredential).where(
+    # The three columns only: loading thousands of ORM entities cost most of a build.
+    credentials = session.execute(
+        select(
+            HolderCredential.idx, HolderCredential.licence_id, HolderCredential.card_chain
+        ).where(
             HolderCredential.status_list_id == list_id,
             HolderCredential.expires_at > at - timedelta(minutes=5),
         )
@@ -232,13 +302,7 @@ def build_status_list(
     states = licence_states(session, (c.licence_id for c in credentials))
     statuses = sl.StatusList(record.size)
     distinct = list(dict.fromkeys(tuple(c.card_chain) for c in credentials))
-    cards = dict(
-        zip(
-            distinct,
-            card_statuses(session, [decode_chain(c) for c in distinct], at, application),
-            strict=True,
-        )
-    )
+    cards = dict(zip(distinct, card_statuses(session, distinct, at, application), strict=True))
     for credential in credentials:
         card = cards[tuple(credential.card_chain)]
         statuses[credential.idx] = combine(states.get(credential.licence_id), card)
@@ -248,10 +312,48 @@ def build_status_list(
         status_list=statuses,
         issued_at=issued_at,
         expires_at=issued_at + STATUS_LIST_TOKEN_LIFETIME,
-        ttl=int(application.config.get("STATUS_LIST_TTL") or STATUS_LIST_TTL),
+        ttl=int(application.config["STATUS_LIST_TTL"]),
         issuer=issuer_id(application),
     )
     return get_keyring(application).sign(claims, sl.TOKEN_TYPE)
+
+
+@dataclass(frozen=True)
+class PublishedStatusList:
+    token: str
+    etag: str  # SHA-256 of the token, for conditional requests
+    built_at: datetime
+
+
+def published_status_list(
+    session: Session, list_id: str, now: datetime | None = None, app: Flask | None = None
+) -> PublishedStatusList:
+    """The Status List Token for ``list_id``, built at most once per ``STATUS_LIST_TTL``
+    per process: a public, pollable address must not cost a rebuild per request (each
+    rebuild reads every live credential of the list). Within the TTL a status change is
+    not yet visible, as relying parties caching for the token's ``ttl`` would not see it.
+    """
+    application = app or current_app
+    at = now or utcnow()
+    ttl = timedelta(seconds=int(application.config["STATUS_LIST_TTL"]))
+    cache: dict[str, PublishedStatusList] = application.extensions.setdefault(
+        STATUS_LIST_CACHE_KEY, {}
+    )
+
+    def cached() -> PublishedStatusList | None:
+        entry = cache.get(list_id)
+        return entry if entry is not None and entry.built_at <= at < entry.built_at + ttl else None
+
+    entry = cached()
+    if entry is not None:
+        return entry
+    with _STATUS_LIST_BUILD:  # concurrent misses wait for one build instead of each building
+        entry = cached()
+        if entry is None:
+            token = build_status_list(session, list_id, at, application)
+            etag = hashlib.sha256(token.encode("ascii")).hexdigest()[:32]
+            entry = cache[list_id] = PublishedStatusList(token, etag, at)
+    return entry
 
 
 # --- issuance -------------------------------------------------------------------------
@@ -288,6 +390,7 @@ def issue_credential(
     from verification.revocation import check_chain
 
     check_chain(session, chain, at, application)
+    _check_live_credentials(session, holder_code, profession, at, application)
     leaf = chain[0]
     expires_at = min(at + credential_lifetime(application), leaf.not_valid_after_utc)
     if expires_at <= at:
@@ -348,6 +451,28 @@ def issue_credential(
     return IssuedCredential(token, credential_id, expires_at)
 
 
+def _check_live_credentials(
+    session: Session, holder_code: str, profession: str, at: datetime, app: Flask
+) -> None:
+    """429 at ``HOLDER_MAX_LIVE_CREDENTIALS`` unexpired credentials for one holder and
+    profession: each takes a status list entry, and a holder needs only a few."""
+    cap = int(app.config["HOLDER_MAX_LIVE_CREDENTIALS"])
+    live = session.scalar(
+        select(func.count())
+        .select_from(HolderCredential)
+        .where(
+            HolderCredential.holder_code == holder_code,
+            HolderCredential.profession == profession,
+            HolderCredential.expires_at > at,
+        )
+    )
+    if (live or 0) >= cap:
+        raise TooManyRequests(
+            f"You already hold {cap} unexpired credentials for this profession; use one "
+            "of them, or ask again when one has expired."
+        )
+
+
 def prune_credentials(session: Session, *, older_than: timedelta = timedelta(days=1)) -> int:
     """Deletes records of credentials expired more than ``older_than`` ago (their status
     list entries may then be reused: nobody can present an expired credential)."""
@@ -394,13 +519,11 @@ def verify_presentation(
     )
 
 
-def find_credential(
-    session: Session, issuer_claims: dict[str, Any], app: Flask
-) -> HolderCredential | None:
+def find_credential(session: Session, issuer_claims: dict[str, Any]) -> HolderCredential | None:
     """The credential record for verified issuer claims (via its status list entry)."""
     try:
         ref = issuer_claims["status"]["status_list"]
-        list_id = list_id_from_uri(ref["uri"], app)
+        list_id = list_id_from_uri(ref["uri"])
         idx = ref["idx"]
     except (KeyError, TypeError):
         return None

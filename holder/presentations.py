@@ -1,6 +1,12 @@
 """``POST /v1/presentations``: a platform hands us a holder's SD-JWT VC presentation
 (with the nonce and audience its key-binding JWT must carry) and gets the live status.
 
+The presentation is bound to the caller: its audience must be one registered to the
+calling client (``clients create --audience``), and its nonce one this service issued to
+that client for the credential's profession (``POST /v1/challenges`` with ``kind``
+``presentation``), unused and unexpired. The nonce is consumed in the transaction that
+writes the access record, so a presentation is accepted once, by one verifier.
+
 Same checks as an offline verifier (``holder.sd_jwt``), then the licence's status
 now and the card's revocation state now, answered like a verification: the outcome, the
 calling verifier's own pairwise code for the holder, only the claims the holder chose
@@ -18,12 +24,15 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
+from clients.service import client_audiences
 from core.db import utcnow
 from holder import credentials as creds
 from holder import sd_jwt
 from holder.errors import InvalidPresentation
 from holder.models import HolderCredential
+from verification.challenges import consume_nonce
 from verification.errors import VerificationError
+from verification.models import ChallengePurpose
 from verification.outcome import (
     LicenceFacts,
     VerificationResult,
@@ -45,6 +54,21 @@ def _record_rejection(
         profession=credential.profession,
         code=code,
     )
+
+
+def _consume_nonce(
+    session: Session, nonce: str, credential: HolderCredential, verifier: Verifier, at: datetime
+) -> None:
+    """Consumes the caller's presentation challenge for the credential's profession (not
+    committed); a nonce not issued to the caller, used, expired or for another profession
+    is refused (a replay, or a presentation made for another verifier)."""
+    challenge = consume_nonce(
+        session, nonce, ChallengePurpose.PRESENTATION, client_id=verifier.client_id, now=at
+    )
+    if challenge is None or challenge.profession != credential.profession:
+        session.rollback()
+        _record_rejection(session, credential, verifier, at, InvalidPresentation.code)
+        raise InvalidPresentation(creds.PRESENTATION_DETAILS["nonce_not_issued"])
 
 
 def check_presentation(
@@ -69,17 +93,20 @@ def check_presentation(
         )
     except sd_jwt.SdJwtError as error:
         if error.issuer_claims is not None:
-            credential = creds.find_credential(session, error.issuer_claims, application)
+            credential = creds.find_credential(session, error.issuer_claims)
             if credential is not None:
                 _record_rejection(session, credential, verifier, at, InvalidPresentation.code)
         raise creds.presentation_error(error) from None
 
-    credential = creds.find_credential(session, verified.issuer_claims, application)
+    credential = creds.find_credential(session, verified.issuer_claims)
     if credential is None:
         raise InvalidPresentation(creds.PRESENTATION_DETAILS["unknown_credential"])
     chain = creds.decode_chain(credential.card_chain)
     if sd_jwt.rsa_public_jwk(chain[0].public_key()) != verified.issuer_claims["cnf"]["jwk"]:
         raise InvalidPresentation(creds.PRESENTATION_DETAILS["claims"])
+    if audience not in client_audiences(session, verifier.client_id):
+        _record_rejection(session, credential, verifier, at, InvalidPresentation.code)
+        raise InvalidPresentation(creds.PRESENTATION_DETAILS["audience_not_registered"])
     try:
         check_chain(session, chain, at, application)
     except VerificationError as error:
@@ -120,5 +147,6 @@ def check_presentation(
         outcome=result.outcome,
         verification_id=result.verification_id,
     )
-    session.commit()
+    _consume_nonce(session, nonce, credential, verifier, at)
+    session.commit()  # the nonce and the access record, together
     return result

@@ -2,17 +2,16 @@
 
     POST /v1/holder/challenges      (public)            -> 201 {nonce, audience, expires_at}
     POST /v1/holder/sessions        (public) {assertion} -> 201 {session_token, expires_at}
+    DELETE /v1/holder/sessions      (holder session)    -> 204 (signed out)
     GET  /v1/holder/access-log      (holder session)    -> 200 {entries, next_cursor}
     POST /v1/holder/credentials     (holder session) {profession} -> 201 {credential}
     GET  /v1/status-lists/{id}      (public)            -> 200 application/statuslist+jwt
     POST /v1/presentations          (verifier) {presentation, nonce, audience} -> 200
+                                    (nonce from POST /v1/challenges, kind presentation)
 
 Every endpoint here except the verifier's (authenticated by client token) is rate
-limited per client address (``core.rate_limits``).
-
-Other settings (config or environment): ``PUBLIC_BASE_URL`` (absolute base of the status
-list URIs in credentials, default ``http://127.0.0.1:8000``), ``STATUS_LIST_TTL``
-(seconds, default 60), ``HOLDER_CREDENTIAL_LIFETIME`` (seconds, at most 24 hours).
+limited per client address (``core.rate_limits``). Settings and their defaults:
+``core/config.py`` (``DEFAULTS``).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import Response
+from flask import Response, request
 
 from clients.auth import client_auth, current_client
 from core.db import get_session
@@ -40,11 +39,13 @@ from holder.schemas import (
     SessionOut,
 )
 from holder.sessions import (
+    count_holder_challenge,
     current_holder,
     holder_audience,
     holder_auth,
     new_holder_challenge,
     sign_in,
+    sign_out,
 )
 from verification.outcome import Verifier, rfc3339
 from verification.schemas import VerificationOut
@@ -53,7 +54,10 @@ holder_bp = APIBlueprint("holder", __name__, tag="Holder")
 
 
 _RATE_LIMITED = "rate_limited: too many requests from this address"
-_HOLDER_AUTH = "unauthenticated: no valid holder session token (API client tokens are refused)"
+_HOLDER_AUTH = (
+    "unauthenticated: no valid holder session token (API client tokens are refused), or "
+    "the session's card is now on hold or revoked"
+)
 
 
 # --- routes ----------------------------------------------------------------------------
@@ -67,6 +71,7 @@ _HOLDER_AUTH = "unauthenticated: no valid holder session token (API client token
     responses={429: _RATE_LIMITED},
 )
 def create_holder_challenge():
+    count_holder_challenge()
     issued = new_holder_challenge(get_session())
     return {
         "nonce": issued.nonce,
@@ -93,6 +98,19 @@ def create_holder_challenge():
 def create_holder_session(body: dict[str, Any]):
     issued = sign_in(get_session(), body["assertion"])
     return {"session_token": issued.session_token, "expires_at": rfc3339(issued.expires_at)}
+
+
+@holder_bp.delete("/v1/holder/sessions")
+@rate_limited("HOLDER_RATE_LIMIT_AUTHENTICATED")
+@holder_bp.auth_required(holder_auth)
+@holder_bp.output({}, status_code=204)
+@holder_bp.doc(
+    summary="Sign out: the session token stops working",
+    responses={401: _HOLDER_AUTH, 429: _RATE_LIMITED},
+)
+def delete_holder_session():
+    sign_out(get_session(), current_holder())
+    return "", 204
 
 
 @holder_bp.get("/v1/holder/access-log")
@@ -153,21 +171,24 @@ def create_credential(body: dict[str, Any]):
 @holder_bp.get("/v1/status-lists/<string(maxlength=32):list_id>")
 @rate_limited("HOLDER_RATE_LIMIT_STATUS_LISTS")
 @holder_bp.doc(
-    summary="A Token Status List (statuslist+jwt), as of this request",
+    summary="A Token Status List (statuslist+jwt), rebuilt at most once per STATUS_LIST_TTL",
+    description="Served with an ETag: a request with If-None-Match naming it gets 304.",
     responses={
         200: {
             "description": "Status List Token",
             "content": {sl.MEDIA_TYPE: {"schema": {"type": "string"}}},
         },
+        304: "Not modified: the If-None-Match ETag is current",
         404: "not_found: no such status list",
         429: _RATE_LIMITED,
     },
 )
 def get_status_list(list_id: str):
-    token = creds.build_status_list(get_session(), list_id)
-    response = Response(token, status=200, mimetype=sl.MEDIA_TYPE)
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    published = creds.published_status_list(get_session(), list_id)
+    response = Response(published.token, status=200, mimetype=sl.MEDIA_TYPE)
+    response.set_etag(published.etag)
+    response.headers["Cache-Control"] = "no-cache"  # revalidate: cheap with the ETag
+    return response.make_conditional(request)
 
 
 @holder_bp.post("/v1/presentations")
@@ -178,8 +199,8 @@ def get_status_list(list_id: str):
     summary="Check a holder's SD-JWT VC presentation online: live status, like a verification",
     responses={
         400: "invalid_request: missing fields, not an SD-JWT",
-        401: "unauthenticated or invalid_presentation (signature, key binding, nonce, "
-        "audience, expiry, disclosures)",
+        401: "unauthenticated or invalid_presentation (signature, key binding, nonce not "
+        "issued to this client or used, audience not this client's, expiry, disclosures)",
         403: "forbidden (not a verifier), card_suspended or card_revoked",
         503: "revocation_unavailable",
     },

@@ -183,7 +183,7 @@ def issue(
     return token + "~" + "".join(d.encoded + "~" for d in disclosures)
 
 
-# --- Holder side (tests, examples and the virtual card) --------------------------------
+# --- Parsing -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -213,41 +213,8 @@ def parse(text: Any) -> Presentation:
     return Presentation(issuer_jwt, tuple(disclosures), last or None)
 
 
-def select_disclosures(sd_jwt: str, names: Iterable[str]) -> str:
-    """The holder's choice: keep only the disclosures of ``names`` (no KB-JWT yet)."""
-    wanted = set(names)
-    presentation = parse(sd_jwt)
-    kept = tuple(d for d in presentation.disclosures if parse_disclosure(d).name in wanted)
-    return Presentation(presentation.issuer_jwt, kept, None).sd_jwt
-
-
 def sd_hash(sd_jwt: str) -> str:
     return digest(sd_jwt)
-
-
-def key_binding_jwt(
-    sd_jwt: str, private_key: Any, *, nonce: str, audience: str, issued_at: int
-) -> str:
-    """The KB-JWT over ``sd_jwt`` (which must end with ``~``), signed RS256 with the card key."""
-    if not sd_jwt.endswith("~"):
-        raise ValueError("an SD-JWT ends with ~")
-    claims = {"iat": issued_at, "aud": audience, "nonce": nonce, "sd_hash": sd_hash(sd_jwt)}
-    return jws.sign(claims, private_key, KB_ALG, {"typ": KB_TYPE})
-
-
-def present(
-    sd_jwt: str,
-    private_key: Any,
-    *,
-    disclose: Iterable[str],
-    nonce: str,
-    audience: str,
-    issued_at: int,
-) -> str:
-    chosen = select_disclosures(sd_jwt, disclose)
-    return chosen + key_binding_jwt(
-        chosen, private_key, nonce=nonce, audience=audience, issued_at=issued_at
-    )
 
 
 # --- Verification ----------------------------------------------------------------------

@@ -15,7 +15,10 @@ in that holder's access log (verifier "Holder sign-in with your card", outcome t
 code), like a rejected verification: a stolen card shows up.
 
 ``holder_auth`` authenticates holder endpoints. API client tokens are not session
-tokens: they get 401 ``unauthenticated`` like any other wrong token.
+tokens: they get 401 ``unauthenticated`` like any other wrong token. A session works
+only while its card does: each use checks the card against the current CRLs (cached per
+CRL, ``holder.credentials.card_statuses``), so a card reported lost or revoked ends its
+sessions at once. ``DELETE /v1/holder/sessions`` signs out (deletes the session row).
 """
 
 from __future__ import annotations
@@ -27,17 +30,20 @@ from typing import Any
 
 from apiflask import HTTPTokenAuth
 from flask import Flask, current_app, g
+from limits import RateLimitItemPerMinute
 from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
-from core import jws
+from core import jws, rate_limits
 from core.claims import ClaimsError, check_times
 from core.db import get_session, utcnow
+from core.errors import Unauthenticated
 from core.signing import get_keyring
-from holder.credentials import HOLDER_PORTAL_ID, encode_chain
+from holder import status_list as sl
+from holder.credentials import HOLDER_PORTAL_ID, card_statuses, encode_chain
 from holder.errors import UnknownHolder
 from holder.models import HolderSession
-from verification.challenges import IssuedChallenge, create_challenge
+from verification.challenges import CHALLENGE_LIFETIME, IssuedChallenge, create_challenge
 from verification.models import ChallengePurpose
 from verification.outcome import Verifier, record_access
 
@@ -62,6 +68,19 @@ def holder_audience(app: Flask | None = None) -> str:
 class IssuedSession:
     session_token: str
     expires_at: datetime
+
+
+def count_holder_challenge() -> None:
+    """429 once this address has asked ``CHALLENGE_MAX_OUTSTANDING`` holder challenges
+    within one challenge lifetime (no more can be unexpired at once, used or not)."""
+    cap = current_app.config["CHALLENGE_MAX_OUTSTANDING"]
+    minutes = int(CHALLENGE_LIFETIME.total_seconds() // 60)
+    rate_limits.hit(
+        RateLimitItemPerMinute(cap, minutes),
+        "CHALLENGE_MAX_OUTSTANDING",
+        f"This address has {cap} unexpired sign-in challenges; use them or wait for them "
+        f"to expire ({minutes} minutes).",
+    )
 
 
 def new_holder_challenge(session: Session, now: datetime | None = None) -> IssuedChallenge:
@@ -167,7 +186,17 @@ def authenticate(
     record = session.get(HolderSession, claims["sid"])
     if record is None or record.expires_at <= at:
         return None
+    if card_statuses(session, [record.card_chain], at, application)[0] != sl.STATUS_VALID:
+        raise Unauthenticated(
+            "The session has ended: its card is on hold or revoked, or its revocation state "
+            "is unknown. Sign in again once the card can be used."
+        )
     return record
+
+
+def sign_out(session: Session, record: HolderSession) -> None:
+    session.delete(record)
+    session.commit()
 
 
 def prune_sessions(session: Session, *, older_than: timedelta = timedelta(days=1)) -> int:

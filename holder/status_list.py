@@ -7,7 +7,7 @@ unpadded base64url in ``status_list.lst``. The Status List Token is a JWT with
 ``typ`` ``statuslist+jwt`` whose ``sub`` is the URI that Referenced Tokens carry in
 ``status.status_list.uri``; ``ttl`` tells relying parties how long they may cache it.
 
-This module is pure: it builds, encodes, decodes and checks lists and tokens. Which
+This module is pure: it builds, encodes and decodes lists and the token's claims. Which
 entry holds which status is decided at request time by ``holder.credentials``
 from the licence register and card revocation state. Signatures go through
 ``core.jws`` only (ES256, the service's key).
@@ -16,12 +16,10 @@ from the licence register and card revocation state. Signatures go through
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from core import jws
-from core.claims import ClaimsError, Problem, check_times, is_int64
 
 TOKEN_TYPE = "statuslist+jwt"  # noqa: S105 - a media type, not a secret
 MEDIA_TYPE = "application/statuslist+jwt"
@@ -53,16 +51,6 @@ class StatusList:
         self.bits = bits
         self.size = size
         self._data = bytearray(size * bits // 8)
-
-    @classmethod
-    def from_statuses(cls, statuses: Iterable[int], bits: int = BITS) -> StatusList:
-        values = list(statuses)
-        per_byte = 8 // bits if bits in ALLOWED_BITS else 1
-        size = max(per_byte, -(-len(values) // per_byte) * per_byte)
-        status_list = cls(size, bits)
-        for index, value in enumerate(values):
-            status_list[index] = value
-        return status_list
 
     @classmethod
     def from_bytes(cls, data: bytes, bits: int) -> StatusList:
@@ -151,60 +139,3 @@ def status_list_claims(
     if issuer is not None:
         claims["iss"] = issuer
     return claims
-
-
-def sign_status_list_token(claims: dict[str, Any], private_key: Any, kid: str) -> str:
-    """ES256 Status List Token signed with the service's key."""
-    return jws.sign(claims, private_key, "ES256", {"typ": TOKEN_TYPE, "kid": kid})
-
-
-@dataclass(frozen=True)
-class StatusListToken:
-    uri: str
-    issued_at: int
-    expires_at: int | None
-    ttl: int | None
-    status_list: StatusList
-    claims: dict[str, Any]
-
-    def status(self, index: int) -> int:
-        try:
-            return self.status_list[index]
-        except (IndexError, TypeError):
-            raise StatusListError("index not in the status list") from None
-
-
-def verify_status_list_token(
-    token: str,
-    *,
-    public_key_for_kid: Callable[[str], Any | None],
-    expected_uri: str,
-    now: int,
-    leeway: int = 60,
-) -> StatusListToken:
-    """Checks a Status List Token as a relying party would (draft section 8.3)."""
-    try:
-        parsed = jws.verify_key_id_signed(
-            token, typ=TOKEN_TYPE, algorithm="ES256", key_for_kid=public_key_for_kid
-        )
-    except jws.JwsError as error:
-        raise StatusListError(str(error)) from None  # fixed text: structure, header, key
-    claims = parsed.payload
-    if claims.get("sub") != expected_uri:
-        raise StatusListError("status list token is for another list")
-    try:
-        times = check_times(claims, now=now, leeway=leeway, require_exp=False)
-    except ClaimsError as error:
-        expired = error.problem is Problem.EXPIRED
-        raise StatusListError("status list token expired" if expired else "bad iat") from None
-    issued_at, expires_at, ttl = times.issued_at, times.expires_at, claims.get("ttl")
-    if ttl is not None and (not is_int64(ttl) or ttl <= 0):
-        raise StatusListError("bad ttl")
-    return StatusListToken(
-        uri=expected_uri,
-        issued_at=issued_at,
-        expires_at=expires_at,
-        ttl=ttl,
-        status_list=StatusList.decode(claims.get("status_list")),
-        claims=claims,
-    )

@@ -30,6 +30,7 @@ pytest_plugins = [
     "tests.fixtures.verification",
     "tests.fixtures.live",
     "tests.fixtures.monitoring",
+    "tests.fixtures.holder",
 ]
 
 

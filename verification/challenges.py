@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
+from core.errors import TooManyRequests
 from verification.models import Challenge, ChallengePurpose
 
 CHALLENGE_LIFETIME = timedelta(minutes=5)
@@ -84,12 +85,21 @@ def create_challenge(
     monitoring: bool = False,
     now: datetime | None = None,
     commit: bool = True,
+    max_outstanding: int | None = None,
 ) -> IssuedChallenge:
-    if purpose is ChallengePurpose.VERIFIER and (client_id is None or profession is None):
-        raise ValueError("verifier challenges are bound to a client and a profession")
+    """A new challenge; 429 when ``client_id`` already has ``max_outstanding`` unexpired,
+    unused ones (a flood of challenges must not grow the table without bound)."""
+    if purpose is not ChallengePurpose.HOLDER and (client_id is None or profession is None):
+        raise ValueError("verifier and presentation challenges name a client and a profession")
     if purpose is ChallengePurpose.HOLDER and client_id is not None:
         raise ValueError("holder challenges are bound to no client")
     issued_at = now or utcnow()
+    if client_id is not None and max_outstanding is not None:
+        if outstanding_challenges(session, client_id, issued_at) >= max_outstanding:
+            raise TooManyRequests(
+                f"This client has {max_outstanding} unexpired, unused challenges; use them "
+                "or wait for them to expire (5 minutes) before asking for more."
+            )
     nonce = secrets.token_urlsafe(NONCE_BYTES)
     challenge = Challenge(
         id=secrets.token_hex(16),
@@ -107,6 +117,22 @@ def create_challenge(
         session.commit()
     return IssuedChallenge(
         challenge.id, nonce, purpose, client_id, profession, challenge.expires_at
+    )
+
+
+def outstanding_challenges(session: Session, client_id: str, now: datetime) -> int:
+    """How many of this client's challenges are unexpired and unused."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Challenge)
+            .where(
+                Challenge.client_id == client_id,
+                Challenge.consumed_at.is_(None),
+                Challenge.expires_at > now,
+            )
+        )
+        or 0
     )
 
 

@@ -18,12 +18,17 @@ from core.db import Base, utcnow, value_enum
 class ChallengePurpose(enum.StrEnum):
     VERIFIER = "verifier"  # bound to an API client and a profession
     HOLDER = "holder"  # public holder sign-in challenge, bound to no client
+    PRESENTATION = "presentation"  # SD-JWT presentation nonce, bound to a client and profession
 
 
 class Challenge(Base):
     """A single-use nonce; consumption is one UPDATE matching its SHA-256."""
 
     __tablename__ = "verification_challenges"
+    # Counting a client's outstanding challenges (CHALLENGE_MAX_OUTSTANDING) on each issue.
+    __table_args__ = (
+        Index("ix_verification_challenges_client_expires", "client_id", "expires_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     purpose: Mapped[ChallengePurpose] = mapped_column(
@@ -97,7 +102,11 @@ class AccessRecord(Base):
     """
 
     __tablename__ = "verification_access_records"
-    __table_args__ = (Index("ix_verification_access_records_holder_at", "holder_code", "at"),)
+    __table_args__ = (
+        Index("ix_verification_access_records_holder_at", "holder_code", "at"),
+        # Pruning records past ACCESS_LOG_RETENTION.
+        Index("ix_verification_access_records_at", "at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     holder_code: Mapped[str] = mapped_column(String(200), info={"agency_code": "licensing"})

@@ -415,7 +415,7 @@ def _load_set(session: Session, issuer_key: str, digest: str, next_update: datet
     return _revocation_set(digest, next_update, entries, permanent)
 
 
-def _revocation_sets(
+def revocation_sets(
     session: Session, issuer_keys: Sequence[str], app: Flask
 ) -> dict[str, RevocationSet]:
     """The current revocation set of each issuer that has a CRL (one query when cached)."""
@@ -477,13 +477,17 @@ def card_statuses(
     chains: Sequence[Sequence[x509.Certificate]],
     now: datetime,
     app: Flask | None = None,
+    *,
+    sets: dict[str, RevocationSet] | None = None,
 ) -> list[CardStatus]:
-    """The status of each validated chain (leaf first, root last), one CRL query in all."""
+    """The status of each validated chain (leaf first, root last), one CRL query in all;
+    none when the caller passes the ``revocation_sets`` of the chains' issuers."""
     application = app or current_app
     keys_per_chain = [_chain_keys(chain) for chain in chains]
-    sets = _revocation_sets(
-        session, sorted({k for keys in keys_per_chain for k in keys}), application
-    )
+    if sets is None:
+        sets = revocation_sets(
+            session, sorted({k for keys in keys_per_chain for k in keys}), application
+        )
     return [
         _decide(chain, keys, sets, now)[0]
         for chain, keys in zip(chains, keys_per_chain, strict=True)
@@ -505,7 +509,7 @@ def check_chain(
     """The pipeline's revocation step: raises unless the chain's status is GOOD."""
     application = app or current_app
     keys = _chain_keys(chain)
-    status, unknown_at = _decide(chain, keys, _revocation_sets(session, keys, application), now)
+    status, unknown_at = _decide(chain, keys, revocation_sets(session, keys, application), now)
     if status is CardStatus.REVOKED:
         raise CardRevoked()
     if status is CardStatus.HOLD:

@@ -11,6 +11,7 @@ from flask import Response, current_app, request
 
 from clients.auth import client_auth, current_client
 from clients.models import ApiClient
+from clients.service import presentation_audience
 from core.config import public_base_url
 from core.db import get_session, utcnow
 from core.errors import NotFound, UnsupportedMediaType
@@ -88,29 +89,42 @@ def _challenge_uris(challenge_id: str) -> dict[str, str]:
 @bp.doc(
     summary="Issue a single-use challenge for one profession",
     description="The nonce carries 256 random bits, lives 5 minutes, and can be used only "
-    "by the calling verifier, for the asked profession. The holder's card app answers it "
-    "from `request_uri` (cross-device flow); the verifier reads the answer at `status_uri`.",
-    responses={400: "invalid_request", 401: "unauthenticated", 403: "forbidden"},
+    "by the calling verifier, for the asked profession. The holder's card app answers a "
+    "verification challenge from `request_uri` (cross-device flow); the verifier reads the "
+    "answer at `status_uri`. A `presentation` challenge is for `POST /v1/presentations`.",
+    responses={
+        400: "invalid_request",
+        401: "unauthenticated",
+        403: "forbidden (not a verifier; kind presentation: no registered audience)",
+        429: "rate_limited: CHALLENGE_MAX_OUTSTANDING unexpired, unused challenges",
+    },
 )
 def post_challenge(body):
     client = current_client()
+    session = get_session()
+    purpose, audience = ChallengePurpose.VERIFIER, current_app.config["SERVICE_AUDIENCE"]
+    if body["kind"] == "presentation":
+        purpose, audience = ChallengePurpose.PRESENTATION, presentation_audience(session, client.id)
     issued = create_challenge(
-        get_session(),
-        ChallengePurpose.VERIFIER,
+        session,
+        purpose,
         client_id=client.id,
         profession=body["profession"],
-        monitoring=body["monitoring"],
+        # Consent is asked only by a card request, which a presentation has none of.
+        monitoring=body["monitoring"] and purpose is ChallengePurpose.VERIFIER,
+        max_outstanding=current_app.config["CHALLENGE_MAX_OUTSTANDING"],
     )
-    uris = _challenge_uris(issued.challenge_id)
-    return {
+    answer = {
         "challenge_id": issued.challenge_id,
         "nonce": issued.nonce,
-        "audience": current_app.config["SERVICE_AUDIENCE"],
+        "audience": audience,
         "profession": issued.profession,
         "expires_at": issued.expires_at,
-        "request_uri": uris["request_uri"],
-        "status_uri": uris["status_uri"],
     }
+    if purpose is ChallengePurpose.VERIFIER:  # the card app answers only these
+        uris = _challenge_uris(issued.challenge_id)
+        answer.update(request_uri=uris["request_uri"], status_uri=uris["status_uri"])
+    return answer
 
 
 @bp.post("/v1/verifications")

@@ -17,6 +17,7 @@ from verification.outcome import rfc3339
 #: malformed request (400); a token of this shape that fails later is 401/403/503.
 COMPACT_JWS_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$"
 OUTCOMES = ("licensed", "not_licensed", "suspended", "revoked")
+CHALLENGE_KINDS = ("verification", "presentation")
 
 
 class Rfc3339(String):
@@ -38,11 +39,20 @@ class ChallengeIn(Schema):
         validate=OneOf(PROFESSION_CODES),
         metadata={"description": "The profession the verifier wants to check."},
     )
+    kind = String(
+        load_default="verification",
+        validate=OneOf(CHALLENGE_KINDS),
+        metadata={
+            "description": "`verification` (a card assertion, the default) or `presentation` "
+            "(an SD-JWT VC presentation to this client's registered audience)."
+        },
+    )
     monitoring = Boolean(
         load_default=False,
         metadata={
             "description": "Ask the holder to consent to monitoring of this licence "
-            "(shown by the card app; recorded only if the card signs it)."
+            "(shown by the card app; recorded only if the card signs it). Not asked "
+            "with kind `presentation`, which has no card request."
         },
     )
 
@@ -57,11 +67,13 @@ class ChallengeOut(Schema):
     profession = String(required=True)
     expires_at = Rfc3339(required=True)
     request_uri = String(
-        required=True,
-        metadata={"description": "The signed card request for the card app (a QR code's URL)."},
+        metadata={
+            "description": "The signed card request for the card app (a QR code's URL); "
+            "kind verification only."
+        },
     )
     status_uri = String(
-        required=True, metadata={"description": "Where this verifier reads the answer."}
+        metadata={"description": "Where this verifier reads the answer; kind verification only."}
     )
 
 

@@ -1,7 +1,7 @@
 """regulator clients scoped to professions
 
 Revision ID: c002
-Revises: 0001
+Revises: c001
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c002"
-down_revision: str | Sequence[str] | None = "0001"
-branch_labels: str | Sequence[str] | None = ("clients_scopes",)
+down_revision: str | Sequence[str] | None = "c001"
+branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 

@@ -2,7 +2,7 @@
 the answer kept for the verifier)
 
 Revision ID: v003
-Revises: v001
+Revises: v002
 Create Date: 2026-12-03 13:30:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'v003'
-down_revision: str | Sequence[str] | None = 'v001'
+down_revision: str | Sequence[str] | None = 'v002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

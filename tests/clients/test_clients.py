@@ -84,3 +84,66 @@ def test_revoking_unknown_client_is_a_clear_cli_error(app):
     result = app.test_cli_runner().invoke(args=["clients", "revoke", "nope"])
     assert result.exit_code != 0
     assert "No such client" in result.output
+
+
+def test_verifier_audiences_are_registered_at_creation(app, db_session):
+    from clients.service import client_audiences
+
+    result = _cli(
+        app,
+        "clients",
+        "create",
+        "--name",
+        "Telemed",
+        "--role",
+        "verifier",
+        "--audience",
+        "https://telemed.example",
+        "--audience",
+        "urn:telemed:app",
+        "--audience",
+        "https://telemed.example",
+    )
+    assert result.exit_code == 0
+    assert "presentation audience: urn:telemed:app" in result.output
+    client_id = result.output.split()[1]
+    assert client_audiences(db_session, client_id) == ["https://telemed.example", "urn:telemed:app"]
+
+
+@pytest.mark.parametrize(
+    "audience",
+    [
+        "telemed.example",  # not absolute
+        "https://tele med.example",
+        "https://telemed.example/\x00",
+        "https://telemed.example/\x1b[31m",
+        "https://telemed.example/\u202e",
+        "https://ｔｅｌｅｍｅｄ.example",
+        "https://telemed.example/" + "a" * 500,
+        "",
+    ],
+)
+def test_hostile_audiences_are_refused(app, db_session, audience):
+    result = app.test_cli_runner().invoke(
+        args=["clients", "create", "--name", "X", "--role", "verifier", "--audience", audience]
+    )
+    assert result.exit_code != 0
+    assert "invalid_request" in result.output and "absolute URI" in result.output
+    assert db_session.query(ApiClient).count() == 0
+
+
+def test_audiences_belong_to_verifiers_and_to_one_client_only(app, db_session):
+    runner = app.test_cli_runner()
+    regulator = runner.invoke(
+        args=["clients", "create", "--name", "R", "--role", "regulator", "--audience", "urn:r"]
+    )
+    assert regulator.exit_code != 0 and "Only verifier clients" in regulator.output
+    first = runner.invoke(
+        args=["clients", "create", "--name", "A", "--role", "verifier", "--audience", "urn:a"]
+    )
+    assert first.exit_code == 0
+    taken = runner.invoke(
+        args=["clients", "create", "--name", "B", "--role", "verifier", "--audience", "urn:a"]
+    )
+    assert taken.exit_code != 0 and "conflict" in taken.output
+    assert db_session.query(ApiClient).count() == 1

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from holder import sd_jwt
+from holder.credentials import STATUS_LIST_CACHE_KEY
+from tests.fixtures.holder import key_binding_jwt, present
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "verify_credential.py"
@@ -88,14 +90,7 @@ def _published(http, credential: str) -> tuple[dict, str]:
 
 
 def _present(holder, credential, nonce, disclose=("name", "registered_year"), audience=PLATFORM):
-    return sd_jwt.present(
-        credential,
-        holder.card.private_key,
-        disclose=disclose,
-        nonce=nonce,
-        audience=audience,
-        issued_at=int(datetime.now(UTC).timestamp()),
-    )
+    return present(credential, holder, nonce=nonce, audience=audience, disclose=disclose)
 
 
 def test_example_uses_only_a_third_party_jose_library():
@@ -112,7 +107,7 @@ def test_example_uses_only_a_third_party_jose_library():
 
 
 def test_end_to_end_offline_and_online_then_revoked(
-    tmp_path, http, doctor_with_credential, verifier, regulator, audience
+    app, tmp_path, http, doctor_with_credential, regulator, audience, make_platform, online_check
 ):
     holder, credential = doctor_with_credential
 
@@ -126,16 +121,9 @@ def test_end_to_end_offline_and_online_then_revoked(
     assert result["verified"] and result["status"] == "valid" and result["profession"] == "doctor"
     assert result["disclosed"] == {"name": "鈴木 一郎", "registered_year": 2011}
 
-    # ... and online, with the same kind of presentation.
-    online = http.post(
-        "/v1/presentations",
-        json={
-            "presentation": _present(holder, credential, "online-nonce-1"),
-            "nonce": "online-nonce-1",
-            "audience": PLATFORM,
-        },
-        headers=verifier[1],
-    )
+    # ... and online, with the same kind of presentation, to a nonce the service issued.
+    platform = make_platform("Locum agency", PLATFORM)
+    online = online_check(platform, credential, holder)
     assert online.status_code == 200 and online.get_json()["outcome"] == "licensed"
 
     # The regulator revokes the licence.
@@ -146,7 +134,8 @@ def test_end_to_end_offline_and_online_then_revoked(
     )
     assert revoked.status_code == 200
 
-    # Offline: the next status list says invalid.
+    # Offline: the next status list (once the served one's TTL is over) says invalid.
+    app.extensions.pop(STATUS_LIST_CACHE_KEY, None)
     jwks, status_list = _published(http, credential)
     presentation = _present(holder, credential, "offline-nonce-2")
     code, result = _run(
@@ -156,15 +145,7 @@ def test_end_to_end_offline_and_online_then_revoked(
     assert result["verified"] and result["status"] == "invalid"
 
     # Online: the live status is revoked.
-    online = http.post(
-        "/v1/presentations",
-        json={
-            "presentation": _present(holder, credential, "online-nonce-2"),
-            "nonce": "online-nonce-2",
-            "audience": PLATFORM,
-        },
-        headers=verifier[1],
-    )
+    online = online_check(platform, credential, holder)
     assert online.status_code == 200, online.get_data(as_text=True)
     assert online.get_json()["outcome"] == "revoked"
 
@@ -216,7 +197,7 @@ def test_example_rejects(tmp_path, http, doctor_with_credential, audience, case)
         parsed = sd_jwt.parse(_present(holder, credential, "n-1", disclose=["registered_year"]))
         extra = sd_jwt.make_disclosure("name", "Dr. Impostor").encoded
         chosen = parsed.sd_jwt + extra + "~"
-        presentation = chosen + sd_jwt.key_binding_jwt(
+        presentation = chosen + key_binding_jwt(
             chosen,
             holder.card.private_key,
             nonce="n-1",

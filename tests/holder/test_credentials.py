@@ -40,12 +40,14 @@ def test_bulk_card_status_agrees_with_the_pipeline(
     foreign = issue_card(authority=foreign_card_authority)  # its issuer has no CRL here
     cards = [valid, held, revoked, resumed, foreign]
     chains = [[c.certificate, *c.chain] for c in cards]
+    stored = [creds.encode_chain(chain) for chain in chains]
     with app.app_context():
         session = get_session()
         for moment in (utcnow(), utcnow() + timedelta(hours=2)):  # fresh, then stale CRL
-            got = creds.card_statuses(session, chains, moment, app)
+            got = creds.card_statuses(session, stored, moment, app)
             assert got == [_expected(session, chain, moment, app) for chain in chains]
-        assert creds.card_statuses(session, chains, utcnow(), app) == [
+        # Back before the stale moment: not the cached answer of a later time.
+        assert creds.card_statuses(session, stored, utcnow(), app) == [
             sl.STATUS_VALID,
             sl.STATUS_SUSPENDED,
             sl.STATUS_INVALID,
@@ -76,11 +78,48 @@ def test_status_list_uris_round_trip(app):
     app.config["PUBLIC_BASE_URL"] = "https://licences.example/"
     with app.app_context():
         uri = creds.status_list_uri("0123abcd")
-        assert uri == "https://licences.example/v1/status-lists/0123abcd"
-        assert creds.list_id_from_uri(uri) == "0123abcd"
-        assert creds.list_id_from_uri("https://evil.example/v1/status-lists/0123abcd") is None
-        assert creds.list_id_from_uri(uri + "/../x") is None
-        assert creds.list_id_from_uri("https://licences.example/v1/status-lists/") is None
+    assert uri == "https://licences.example/v1/status-lists/0123abcd"
+    # Matched by list id, whatever base URL the credential was issued under.
+    assert creds.list_id_from_uri(uri) == "0123abcd"
+    assert creds.list_id_from_uri("http://127.0.0.1:8000/v1/status-lists/0123abcd") == "0123abcd"
+    for junk in (
+        uri + "/../x",
+        "https://licences.example/v1/status-lists/",
+        "https://licences.example/v1/other/0123abcd",
+        "https://licences.example/v1/status-lists/" + "a" * 33,
+        "https://licences.example/v1/status-lists/０１２３",
+        "https://licences.example/v1/status-lists/01%00",
+        "http://[::1/v1/status-lists/0123abcd",
+        None,
+        42,
+    ):
+        assert creds.list_id_from_uri(junk) is None, junk
+
+
+def test_credentials_survive_a_change_of_public_base_url(
+    app, http, licensed_holder, get_credential, platform, online_check
+):
+    holder = licensed_holder()
+    credential = get_credential(holder)
+    app.config["PUBLIC_BASE_URL"] = "https://licences.example"
+    response = online_check(platform, credential, holder)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["outcome"] == "licensed"
+
+
+def test_start_up_warns_when_public_base_url_is_unset(database_url, tmp_path, caplog, monkeypatch):
+    from app import create_app
+
+    monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    overrides = {"INSTANCE_PATH": str(tmp_path), "DATABASE_URL": database_url}
+    with caplog.at_level("WARNING", logger="licence_service.holder"):
+        create_app(overrides).extensions["db"].engine.dispose()
+    assert "PUBLIC_BASE_URL is not set" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="licence_service.holder"):
+        for config in ({"TESTING": True}, {"PUBLIC_BASE_URL": "https://licences.example"}):
+            create_app(overrides | config).extensions["db"].engine.dispose()
+    assert "PUBLIC_BASE_URL" not in caplog.text
 
 
 def test_credential_lifetime_is_capped_at_24_hours(app):
@@ -116,6 +155,7 @@ def _holder_code(app, holder) -> str:
 
 def test_entries_are_random_and_a_new_list_opens_when_half_full(app, licensed_holder, monkeypatch):
     monkeypatch.setattr(creds, "STATUS_LIST_SIZE", 8)
+    app.config["HOLDER_MAX_LIVE_CREDENTIALS"] = 10
     holder = licensed_holder()
     for _ in range(6):
         _issue(app, holder)
@@ -158,7 +198,7 @@ def test_prune_command(app, licensed_holder):
     holder = licensed_holder()
     issued = _issue(app, holder)
     with time_machine.travel(issued.expires_at + timedelta(days=2)):
-        result = app.test_cli_runner().invoke(args=["holder", "prune"])
+        result = app.test_cli_runner().invoke(args=["housekeeping", "prune"])
     assert result.exit_code == 0, result.output
     assert "1 credential records" in result.output
 

@@ -20,8 +20,6 @@ from core.signing import (
 )
 from holder import sd_jwt
 
-PLATFORM = "https://telemed.example"
-
 
 def _kids(http) -> list[str]:
     return [key["kid"] for key in http.get("/.well-known/jwks.json").get_json()["keys"]]
@@ -42,24 +40,8 @@ def holder_with_credential(http, licensed_holder, holder_audience):
     return holder, token, credential
 
 
-def _check_online(http, headers, holder, credential, nonce="n-1"):
-    presentation = sd_jwt.present(
-        credential,
-        holder.card.private_key,
-        disclose=["name"],
-        nonce=nonce,
-        audience=PLATFORM,
-        issued_at=int(datetime.now(UTC).timestamp()),
-    )
-    return http.post(
-        "/v1/presentations",
-        json={"presentation": presentation, "nonce": nonce, "audience": PLATFORM},
-        headers=headers,
-    )
-
-
 def test_rotation_keeps_old_tokens_valid_until_they_expire(
-    app, http, holder_with_credential, verifier
+    app, http, holder_with_credential, platform, online_check
 ):
     holder, session_token, credential = holder_with_credential
     old_kid = jws.parse_compact(sd_jwt.parse(credential).issuer_jwt).header["kid"]
@@ -76,7 +58,7 @@ def test_rotation_keeps_old_tokens_valid_until_they_expire(
     # Tokens signed before the rotation still work: the session and the credential.
     log = http.get("/v1/holder/access-log", headers={"Authorization": f"Bearer {session_token}"})
     assert log.status_code == 200
-    response = _check_online(http, verifier[1], holder, credential)
+    response = online_check(platform, credential, holder, disclose=["name"])
     assert response.status_code == 200, response.get_data(as_text=True)
     # New tokens carry the new kid.
     assert jws.parse_compact(response.get_json()["receipt"]).header["kid"] == new_kid

@@ -11,74 +11,28 @@ import pytest
 import time_machine
 
 from core import jws
+from core.db import get_session
 from core.signing import get_keyring
 from holder import sd_jwt
 from holder import status_list as sl
-from holder.credentials import VCT
+from holder.credentials import STATUS_LIST_CACHE_KEY, VCT
+from tests.fixtures.holder import (
+    PLATFORM_AUDIENCE,
+    bearer,
+    post_presentation,
+    present,
+    verify_status_list_token,
+)
 from tests.fixtures.verification import problem
+from verification.models import Challenge, ChallengePurpose
 
-PLATFORM_AUDIENCE = "https://telemed.example"
 #: Every sign-in is an entry in the holder's log (verifier, outcome, profession).
 SIGN_IN = ("Holder sign-in with your card", "signed_in", None)
 
 
-# --- helpers ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sign_in(http, holder_audience):
-    """``sign_in(holder) -> session token`` through the public endpoints."""
-
-    def _sign_in(holder, **environ) -> str:
-        challenge = http.post("/v1/holder/challenges", environ_base=environ)
-        assert challenge.status_code == 201, challenge.get_data(as_text=True)
-        assertion = holder.sign(challenge.get_json()["nonce"], holder_audience)
-        response = http.post(
-            "/v1/holder/sessions", json={"assertion": assertion}, environ_base=environ
-        )
-        assert response.status_code == 201, response.get_data(as_text=True)
-        return response.get_json()["session_token"]
-
-    return _sign_in
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
-def get_credential(http, sign_in):
-    def _get(holder, profession: str = "doctor") -> str:
-        token = sign_in(holder)
-        response = http.post(
-            "/v1/holder/credentials", json={"profession": profession}, headers=bearer(token)
-        )
-        assert response.status_code == 201, response.get_data(as_text=True)
-        return response.get_json()["credential"]
-
-    return _get
-
-
-def present(
-    credential,
-    holder,
-    *,
-    disclose=("name", "registered_year"),
-    nonce="platform-nonce-1",
-    audience=PLATFORM_AUDIENCE,
-    issued_at=None,
-):
-    return sd_jwt.present(
-        credential,
-        holder.card.private_key,
-        disclose=disclose,
-        nonce=nonce,
-        audience=audience,
-        issued_at=issued_at or int(datetime.now(UTC).timestamp()),
-    )
-
-
 def status_of(http, credential: str, app) -> int:
+    """The credential's entry in a status list built now (past any cached one's TTL)."""
+    app.extensions.pop(STATUS_LIST_CACHE_KEY, None)
     payload = jws.parse_compact(sd_jwt.parse(credential).issuer_jwt).payload
     ref = payload["status"]["status_list"]
     path = ref["uri"].split("://", 1)[1].split("/", 1)[1]
@@ -87,7 +41,7 @@ def status_of(http, credential: str, app) -> int:
     assert response.mimetype == "application/statuslist+jwt"
     with app.app_context():
         keyring = get_keyring(app)
-        token = sl.verify_status_list_token(
+        token = verify_status_list_token(
             response.get_data(as_text=True),
             public_key_for_kid=lambda kid: (
                 keyring.key(kid).public_key if keyring.key(kid) else None
@@ -102,14 +56,6 @@ def regulator_action(http, headers, licence_id, action, **body):
     body.setdefault("reason", "test")
     response = http.post(f"/v1/licences/{licence_id}/{action}", json=body, headers=headers)
     assert response.status_code == 200, response.get_data(as_text=True)
-
-
-def check_online(http, headers, presentation, nonce="platform-nonce-1", audience=PLATFORM_AUDIENCE):
-    return http.post(
-        "/v1/presentations",
-        json={"presentation": presentation, "nonce": nonce, "audience": audience},
-        headers=headers,
-    )
 
 
 # --- challenges and sessions -------------------------------------------------------------
@@ -555,13 +501,11 @@ def test_unknown_status_list_is_404(http):
 
 
 def test_presentation_checked_online_with_disclosed_claims_only(
-    http, licensed_holder, get_credential, verifier, sign_in
+    http, licensed_holder, get_credential, platform, online_check, sign_in
 ):
     holder = licensed_holder(name="佐藤 花子")
     credential = get_credential(holder)
-    response = check_online(
-        http, verifier[1], present(credential, holder, disclose=["registered_year"])
-    )
+    response = online_check(platform, credential, holder, disclose=["registered_year"])
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
     assert body["outcome"] == "licensed" and body["profession"] == "doctor"
@@ -573,114 +517,266 @@ def test_presentation_checked_online_with_disclosed_claims_only(
     assert receipt.header["typ"] == "verification-receipt+jwt"
     assert receipt.payload["verification_id"] == body["verification_id"]
     assert receipt.payload["sub"] == body["holder"]["subject"]
-    full = check_online(http, verifier[1], present(credential, holder)).get_json()
+    full = online_check(platform, credential, holder).get_json()
     assert full["holder"]["name"] == "佐藤 花子"
     # The same pairwise code as a card verification by this verifier would give.
     assert full["holder"]["subject"] == body["holder"]["subject"]
     log = http.get("/v1/holder/access-log", headers=bearer(sign_in(holder))).get_json()["entries"]
     assert [(e["verifier"], e["outcome"], e["profession"]) for e in log] == [
         SIGN_IN,
-        ("St Luke's HR", "licensed", "doctor"),
-        ("St Luke's HR", "licensed", "doctor"),
+        ("Telemed Platform", "licensed", "doctor"),
+        ("Telemed Platform", "licensed", "doctor"),
         ("Credential issued for your card", "credential_issued", "doctor"),
         SIGN_IN,
     ]
 
 
+def test_presentation_challenge_gives_the_callers_registered_audience(
+    app, http, platform, other_platform, verifier, presentation_challenge
+):
+    body = presentation_challenge(platform[1])
+    assert body["audience"] == platform[2] and body["profession"] == "doctor"
+    # The card app answers only verification challenges: no card request to point at.
+    assert "request_uri" not in body and "status_uri" not in body
+    with_monitoring = http.post(
+        "/v1/challenges",
+        json={"profession": "doctor", "kind": "presentation", "monitoring": True},
+        headers=platform[1],
+    )
+    assert with_monitoring.status_code == 201
+    with app.app_context():
+        stored = get_session().get(Challenge, with_monitoring.get_json()["challenge_id"])
+        assert stored.purpose is ChallengePurpose.PRESENTATION
+        assert not stored.monitoring_requested
+    assert presentation_challenge(other_platform[1])["audience"] == other_platform[2]
+    # A verifier without a registered audience is told how to get one.
+    refused = http.post(
+        "/v1/challenges", json={"profession": "doctor", "kind": "presentation"}, headers=verifier[1]
+    )
+    assert "--audience" in problem(refused, 403, "forbidden")["detail"]
+    for kind in ("", "PRESENTATION", "presentation\x00", 1, None, ["presentation"]):
+        bad = http.post(
+            "/v1/challenges", json={"profession": "doctor", "kind": kind}, headers=platform[1]
+        )
+        problem(bad, 400, "invalid_request")
+
+
 def test_pairwise_subject_differs_per_verifier(
-    http, licensed_holder, get_credential, verifier, other_verifier
+    licensed_holder, get_credential, platform, other_platform, online_check
 ):
     holder = licensed_holder()
     credential = get_credential(holder)
-    a = check_online(http, verifier[1], present(credential, holder)).get_json()
-    b = check_online(http, other_verifier[1], present(credential, holder)).get_json()
+    a = online_check(platform, credential, holder).get_json()
+    b = online_check(other_platform, credential, holder).get_json()
     assert a["holder"]["subject"] != b["holder"]["subject"]
 
 
+def test_presentation_is_accepted_once(
+    http, licensed_holder, get_credential, platform, presentation_challenge, sign_in
+):
+    holder = licensed_holder()
+    issued = presentation_challenge(platform[1])
+    nonce, audience = issued["nonce"], issued["audience"]
+    presentation = present(get_credential(holder), holder, nonce=nonce, audience=audience)
+    ok = post_presentation(http, platform[1], presentation, nonce, audience)
+    assert ok.status_code == 200, ok.get_data(as_text=True)
+    replay = post_presentation(http, platform[1], presentation, nonce, audience)
+    assert "new one" in problem(replay, 401, "invalid_presentation")["detail"]
+    log = http.get("/v1/holder/access-log", headers=bearer(sign_in(holder))).get_json()["entries"]
+    assert [e["outcome"] for e in log] == [
+        "signed_in",
+        "invalid_presentation",
+        "licensed",
+        "credential_issued",
+        "signed_in",
+    ]
+
+
+def test_presentation_made_for_another_verifier_is_refused(
+    http, licensed_holder, get_credential, platform, other_platform, presentation_challenge
+):
+    holder = licensed_holder()
+    issued = presentation_challenge(platform[1])
+    nonce, audience = issued["nonce"], issued["audience"]
+    presentation = present(get_credential(holder), holder, nonce=nonce, audience=audience)
+    # The other verifier submits it: the audience is not theirs, nor is the nonce.
+    stolen = post_presentation(http, other_platform[1], presentation, nonce, audience)
+    problem(stolen, 401, "invalid_presentation")
+    # The rightful verifier still can (the refusal consumed nothing).
+    assert post_presentation(http, platform[1], presentation, nonce, audience).status_code == 200
+
+
+def test_nonce_issued_to_another_client_is_refused(
+    http,
+    licensed_holder,
+    get_credential,
+    platform,
+    other_platform,
+    presentation_challenge,
+    challenge,
+):
+    holder = licensed_holder()
+    credential = get_credential(holder)
+    # The other platform's nonce, with the caller's own audience.
+    foreign = presentation_challenge(other_platform[1])["nonce"]
+    presentation = present(credential, holder, nonce=foreign, audience=platform[2])
+    problem(
+        post_presentation(http, platform[1], presentation, foreign, platform[2]),
+        401,
+        "invalid_presentation",
+    )
+    # A verification challenge of the caller's is no presentation nonce either.
+    card_nonce = challenge(platform[1])["nonce"]
+    presentation = present(credential, holder, nonce=card_nonce, audience=platform[2])
+    problem(
+        post_presentation(http, platform[1], presentation, card_nonce, platform[2]),
+        401,
+        "invalid_presentation",
+    )
+    # Nor is a made-up nonce, nor one asked for another profession.
+    for nonce in ("made-up", presentation_challenge(platform[1], "nurse")["nonce"]):
+        presentation = present(credential, holder, nonce=nonce, audience=platform[2])
+        problem(
+            post_presentation(http, platform[1], presentation, nonce, platform[2]),
+            401,
+            "invalid_presentation",
+        )
+
+
+def test_presentation_nonce_expires(
+    http, licensed_holder, get_credential, platform, presentation_challenge
+):
+    holder = licensed_holder()
+    credential = get_credential(holder)
+    issued = presentation_challenge(platform[1])
+    later = datetime.now(UTC) + timedelta(minutes=5, seconds=1)
+    with time_machine.travel(later):
+        presentation = present(
+            credential, holder, nonce=issued["nonce"], audience=issued["audience"], at=later
+        )
+        response = post_presentation(
+            http, platform[1], presentation, issued["nonce"], issued["audience"]
+        )
+        problem(response, 401, "invalid_presentation")
+
+
 def test_presentation_without_key_binding_is_rejected_and_logged(
-    http, licensed_holder, get_credential, verifier, sign_in
+    http, licensed_holder, get_credential, platform, presentation_challenge, sign_in
 ):
     holder = licensed_holder()
     credential = get_credential(holder)  # a forwarded credential, without the card
-    problem(check_online(http, verifier[1], credential), 401, "invalid_presentation")
+    issued = presentation_challenge(platform[1])
+    problem(
+        post_presentation(http, platform[1], credential, issued["nonce"], issued["audience"]),
+        401,
+        "invalid_presentation",
+    )
     log = http.get("/v1/holder/access-log", headers=bearer(sign_in(holder))).get_json()["entries"]
     assert [(e["verifier"], e["outcome"]) for e in log] == [
         SIGN_IN[:2],
-        ("St Luke's HR", "invalid_presentation"),
+        ("Telemed Platform", "invalid_presentation"),
         ("Credential issued for your card", "credential_issued"),
         SIGN_IN[:2],
     ]
 
 
 def test_presentation_signed_by_another_card_is_rejected(
-    http, licensed_holder, get_credential, verifier
+    licensed_holder, get_credential, platform, online_check
 ):
     holder, thief = licensed_holder(), licensed_holder()
     credential = get_credential(holder)
-    forged = present(credential, thief)
-    problem(check_online(http, verifier[1], forged), 401, "invalid_presentation")
+    problem(online_check(platform, credential, thief), 401, "invalid_presentation")
 
 
 def test_presentation_for_another_nonce_or_audience_is_rejected(
-    http, licensed_holder, get_credential, verifier
+    http, licensed_holder, get_credential, platform, presentation_challenge
 ):
     holder = licensed_holder()
-    presentation = present(get_credential(holder), holder)
+    issued = presentation_challenge(platform[1])
+    nonce, audience = issued["nonce"], issued["audience"]
+    presentation = present(get_credential(holder), holder, nonce=nonce, audience=audience)
+    other_nonce = presentation_challenge(platform[1])["nonce"]
     problem(
-        check_online(http, verifier[1], presentation, nonce="another"), 401, "invalid_presentation"
-    )
-    problem(
-        check_online(http, verifier[1], presentation, audience="https://evil.example"),
+        post_presentation(http, platform[1], presentation, other_nonce, audience),
         401,
         "invalid_presentation",
     )
-    assert check_online(http, verifier[1], presentation).status_code == 200
+    problem(
+        post_presentation(http, platform[1], presentation, nonce, "https://evil.example"),
+        401,
+        "invalid_presentation",
+    )
+    assert post_presentation(http, platform[1], presentation, nonce, audience).status_code == 200
 
 
 def test_expired_credential_is_rejected(
-    http, licensed_holder, get_credential, verifier, publish_crl
+    licensed_holder, get_credential, platform, online_check, publish_crl
 ):
     holder = licensed_holder()
     credential = get_credential(holder)
     later = datetime.now(UTC) + timedelta(hours=25)
     with time_machine.travel(later):
         publish_crl()
-        presentation = present(credential, holder, issued_at=int(later.timestamp()))
-        problem(check_online(http, verifier[1], presentation), 401, "invalid_presentation")
+        problem(online_check(platform, credential, holder, at=later), 401, "invalid_presentation")
 
 
-def test_tampered_presentation_is_rejected(http, licensed_holder, get_credential, verifier):
+def test_tampered_presentation_is_rejected(
+    http, licensed_holder, get_credential, platform, presentation_challenge
+):
     holder = licensed_holder()
     credential = get_credential(holder)
-    presentation = present(credential, holder, disclose=["registered_year"])
+    issued = presentation_challenge(platform[1])
+    nonce, audience = issued["nonce"], issued["audience"]
+    presentation = present(
+        credential, holder, nonce=nonce, audience=audience, disclose=["registered_year"]
+    )
     parsed = sd_jwt.parse(presentation)
     forged_name = sd_jwt.make_disclosure("name", "Dr. Impostor").encoded
     tampered = parsed.sd_jwt + forged_name + "~" + parsed.key_binding_jwt
-    problem(check_online(http, verifier[1], tampered), 401, "invalid_presentation")
-    problem(check_online(http, verifier[1], "not an sd-jwt"), 400, "invalid_request")
+    problem(
+        post_presentation(http, platform[1], tampered, nonce, audience), 401, "invalid_presentation"
+    )
+    problem(
+        post_presentation(http, platform[1], "not an sd-jwt", nonce, audience),
+        400,
+        "invalid_request",
+    )
+    # Nothing was consumed by the refusals.
+    assert post_presentation(http, platform[1], presentation, nonce, audience).status_code == 200
 
 
-def test_presentations_need_the_verifier_role(http, licensed_holder, get_credential, regulator):
+def test_presentations_need_the_verifier_role(
+    http, licensed_holder, get_credential, platform, presentation_challenge, regulator
+):
     holder = licensed_holder()
-    presentation = present(get_credential(holder), holder)
-    problem(check_online(http, regulator[1], presentation), 403, "forbidden")
-    problem(check_online(http, {}, presentation), 401, "unauthenticated")
+    issued = presentation_challenge(platform[1])
+    nonce, audience = issued["nonce"], issued["audience"]
+    presentation = present(get_credential(holder), holder, nonce=nonce, audience=audience)
+    problem(post_presentation(http, regulator[1], presentation, nonce, audience), 403, "forbidden")
+    problem(post_presentation(http, {}, presentation, nonce, audience), 401, "unauthenticated")
 
 
 def test_presentation_reports_live_status(
-    http, licensed_holder, get_credential, verifier, regulator, card_authority, publish_crl
+    http,
+    licensed_holder,
+    get_credential,
+    platform,
+    online_check,
+    regulator,
+    card_authority,
+    publish_crl,
 ):
     holder = licensed_holder()
     credential = get_credential(holder)
     regulator_action(http, regulator[1], holder.licences[0].id, "suspend", until="2099-12-31")
-    body = check_online(http, verifier[1], present(credential, holder)).get_json()
+    body = online_check(platform, credential, holder).get_json()
     assert body["outcome"] == "suspended" and body["licence"]["suspended_until"] == "2099-12-31"
     regulator_action(http, regulator[1], holder.licences[0].id, "revoke")
-    body = check_online(http, verifier[1], present(credential, holder)).get_json()
+    body = online_check(platform, credential, holder).get_json()
     assert body["outcome"] == "revoked" and body["licence"]["status"] == "revoked"
     card_authority.revoke(holder.card.serial)
     publish_crl()
-    problem(check_online(http, verifier[1], present(credential, holder)), 403, "card_revoked")
+    problem(online_check(platform, credential, holder), 403, "card_revoked")
 
 
 # --- rate limits ----------------------------------------------------------------------
@@ -710,3 +806,71 @@ def test_status_lists_are_rate_limited(app, http):
     app.config["HOLDER_RATE_LIMIT_STATUS_LISTS"] = "1 per minute"
     problem(http.get("/v1/status-lists/abc"), 404, "not_found")
     problem(http.get("/v1/status-lists/abc"), 429, "rate_limited")
+
+
+# --- session end ------------------------------------------------------------------------
+
+
+def test_sign_out_ends_the_session(http, licensed_holder, sign_in):
+    holder = licensed_holder()
+    token, other = sign_in(holder), sign_in(holder)
+    assert http.delete("/v1/holder/sessions", headers=bearer(token)).status_code == 204
+    problem(http.get("/v1/holder/access-log", headers=bearer(token)), 401, "unauthenticated")
+    problem(http.delete("/v1/holder/sessions", headers=bearer(token)), 401, "unauthenticated")
+    # Only that session: the holder's other session still works.
+    assert http.get("/v1/holder/access-log", headers=bearer(other)).status_code == 200
+    problem(http.delete("/v1/holder/sessions"), 401, "unauthenticated")
+
+
+@pytest.mark.parametrize("action", ["report_lost", "revoke"])
+def test_session_stops_when_its_card_is_on_hold_or_revoked(
+    http, licensed_holder, sign_in, card_authority, publish_crl, action
+):
+    holder, other = licensed_holder(), licensed_holder()
+    token, other_token = sign_in(holder), sign_in(other)
+    assert http.get("/v1/holder/access-log", headers=bearer(token)).status_code == 200
+    getattr(card_authority, action)(holder.card.serial)
+    publish_crl()
+    for call in (
+        lambda: http.get("/v1/holder/access-log", headers=bearer(token)),
+        lambda: http.post(
+            "/v1/holder/credentials", json={"profession": "doctor"}, headers=bearer(token)
+        ),
+    ):
+        assert "card is on hold or revoked" in problem(call(), 401, "unauthenticated")["detail"]
+    assert http.get("/v1/holder/access-log", headers=bearer(other_token)).status_code == 200
+
+
+def test_session_stops_when_the_crl_goes_stale(http, licensed_holder, sign_in, publish_crl):
+    holder = licensed_holder()
+    publish_crl(validity=timedelta(minutes=8))
+    token = sign_in(holder)
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=5)):
+        assert http.get("/v1/holder/access-log", headers=bearer(token)).status_code == 200
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=9)):  # session: 10 minutes
+        stale = problem(
+            http.get("/v1/holder/access-log", headers=bearer(token)), 401, "unauthenticated"
+        )
+        assert "revocation state is unknown" in stale["detail"]
+
+
+@pytest.mark.parametrize(
+    "nonce, kb_audience",
+    [
+        ("x" * 5000, PLATFORM_AUDIENCE),
+        ("n\x00nce", PLATFORM_AUDIENCE),
+        (12345678901234567890, PLATFORM_AUDIENCE),
+        (None, PLATFORM_AUDIENCE),
+        ("nonce", "a" * 5000),
+        ("nonce", {"nested": [[["deep"]]]}),
+        ("", PLATFORM_AUDIENCE),
+    ],
+)
+def test_hostile_presentation_fields_are_client_errors(
+    http, licensed_holder, get_credential, platform, nonce, kb_audience
+):
+    holder = licensed_holder()
+    presentation = present(get_credential(holder), holder, nonce="n", audience=PLATFORM_AUDIENCE)
+    response = post_presentation(http, platform[1], presentation, nonce, kb_audience)
+    assert response.status_code in (400, 401), response.get_data(as_text=True)
+    assert response.get_json()["code"] in ("invalid_request", "invalid_presentation")

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from core import jws
 from holder import sd_jwt
+from tests.fixtures.holder import key_binding_jwt, present_sd_jwt, select_disclosures
 
 ISS = "urn:licence-verification:test"
 VCT = "urn:licence-verification:vct:professional-licence"
@@ -74,7 +75,7 @@ def _verify(presentation, issuer_key, *, nonce=NONCE, aud=AUD, now=NOW, keys=Non
 def _present(credential, key, disclose=("name", "registered_year"), **kwargs):
     params = {"nonce": NONCE, "audience": AUD, "issued_at": NOW}
     params.update(kwargs)
-    return sd_jwt.present(credential, key, disclose=disclose, **params)
+    return present_sd_jwt(credential, key, disclose=disclose, **params)
 
 
 def _expect(reason, presentation, issuer_key, **kwargs):
@@ -221,15 +222,15 @@ def test_future_key_binding_rejected(credential, issuer_key, card_key):
 
 def test_disclosure_not_in_sd_rejected(credential, issuer_key, card_key):
     forged = sd_jwt.make_disclosure("name", "Someone Else").encoded
-    chosen = sd_jwt.select_disclosures(credential, ["registered_year"]) + forged + "~"
-    kb = sd_jwt.key_binding_jwt(chosen, card_key, nonce=NONCE, audience=AUD, issued_at=NOW)
+    chosen = select_disclosures(credential, ["registered_year"]) + forged + "~"
+    kb = key_binding_jwt(chosen, card_key, nonce=NONCE, audience=AUD, issued_at=NOW)
     _expect("disclosure", chosen + kb, issuer_key)
 
 
 def test_duplicate_disclosure_rejected(credential, issuer_key, card_key):
     disclosure = sd_jwt.parse(credential).disclosures[0]
     chosen = sd_jwt.parse(credential).issuer_jwt + "~" + disclosure + "~" + disclosure + "~"
-    kb = sd_jwt.key_binding_jwt(chosen, card_key, nonce=NONCE, audience=AUD, issued_at=NOW)
+    kb = key_binding_jwt(chosen, card_key, nonce=NONCE, audience=AUD, issued_at=NOW)
     _expect("disclosure", chosen + kb, issuer_key)
 
 
@@ -347,7 +348,7 @@ def test_disclosure_overwriting_clear_claim_rejected(issuer_key, card_key):
     )
     token = _resign_issuer_jwt(token, issuer_key, _sd=sorted([disclosure.digest, smuggled.digest]))
     chosen = sd_jwt.parse(token).issuer_jwt + "~" + smuggled.encoded + "~"
-    kb = sd_jwt.key_binding_jwt(chosen, card_key, nonce=NONCE, audience=AUD, issued_at=NOW)
+    kb = key_binding_jwt(chosen, card_key, nonce=NONCE, audience=AUD, issued_at=NOW)
     _expect("disclosure", chosen + kb, issuer_key)
 
 
@@ -356,7 +357,7 @@ def test_disclosure_overwriting_clear_claim_rejected(issuer_key, card_key):
     [{"typ": "JWT"}, {"typ": "kb+jwt", "jwk": {"kty": "RSA"}}, {}],
 )
 def test_key_binding_header_rejected(credential, issuer_key, card_key, header):
-    chosen = sd_jwt.select_disclosures(credential, ["name"])
+    chosen = select_disclosures(credential, ["name"])
     claims = {"iat": NOW, "aud": AUD, "nonce": NONCE, "sd_hash": sd_jwt.sd_hash(chosen)}
     kb = jws.sign(claims, card_key, "RS256", header)
     if not header:
@@ -368,7 +369,7 @@ def test_key_binding_header_rejected(credential, issuer_key, card_key, header):
 
 
 def test_key_binding_with_hmac_alg_rejected(credential, issuer_key):
-    chosen = sd_jwt.select_disclosures(credential, ["name"])
+    chosen = select_disclosures(credential, ["name"])
     header = jws.b64url_encode(b'{"alg":"HS256","typ":"kb+jwt"}')
     claims = {"iat": NOW, "aud": AUD, "nonce": NONCE, "sd_hash": sd_jwt.sd_hash(chosen)}
     payload = jws.b64url_encode(json.dumps(claims).encode())
@@ -377,7 +378,7 @@ def test_key_binding_with_hmac_alg_rejected(credential, issuer_key):
 
 @pytest.mark.parametrize("missing", ["sd_hash", "nonce", "aud", "iat"])
 def test_key_binding_claims_required(credential, issuer_key, card_key, missing):
-    chosen = sd_jwt.select_disclosures(credential, ["name"])
+    chosen = select_disclosures(credential, ["name"])
     claims = {"iat": NOW, "aud": AUD, "nonce": NONCE, "sd_hash": sd_jwt.sd_hash(chosen)}
     del claims[missing]
     kb = jws.sign(claims, card_key, "RS256", {"typ": "kb+jwt"})
@@ -386,7 +387,7 @@ def test_key_binding_claims_required(credential, issuer_key, card_key, missing):
 
 
 def test_key_binding_audience_list_not_accepted(credential, issuer_key, card_key):
-    chosen = sd_jwt.select_disclosures(credential, ["name"])
+    chosen = select_disclosures(credential, ["name"])
     claims = {"iat": NOW, "aud": [AUD], "nonce": NONCE, "sd_hash": sd_jwt.sd_hash(chosen)}
     kb = jws.sign(claims, card_key, "RS256", {"typ": "kb+jwt"})
     _expect("audience", chosen + kb, issuer_key)

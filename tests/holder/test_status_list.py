@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from core import jws
 from holder import status_list as sl
+from tests.fixtures.holder import sign_status_list_token, status_list_of, verify_status_list_token
 
 URI = "https://licences.example/v1/status-lists/1"
 
@@ -23,7 +24,7 @@ def issuer_key():
 def test_spec_example_two_bits_round_trips():
     # draft-ietf-oauth-status-list, section 4.1 example (bits 2): bytes c9 44 f9.
     statuses = [1, 2, 0, 3, 0, 1, 0, 1, 1, 2, 3, 3]
-    encoded = sl.StatusList.from_statuses(statuses).encode()
+    encoded = status_list_of(statuses).encode()
     assert encoded == {"bits": 2, "lst": "eNo76fITAAPfAgc"}
     decoded = sl.StatusList.decode(encoded)
     assert decoded.to_bytes() == bytes.fromhex("c944f9")
@@ -97,7 +98,7 @@ def test_decode_refuses_zip_bombs():
 
 @given(st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=300))
 def test_round_trip_any_statuses(statuses):
-    decoded = sl.StatusList.decode(sl.StatusList.from_statuses(statuses).encode())
+    decoded = sl.StatusList.decode(status_list_of(statuses).encode())
     assert [decoded[i] for i in range(len(statuses))] == statuses
     assert all(decoded[i] == 0 for i in range(len(statuses), decoded.size))
 
@@ -113,21 +114,21 @@ def test_decode_never_crashes(lst):
 def _token(issuer_key, *, uri=URI, iat=1_000, exp=1_600, ttl=60, headers=None, statuses=(1,)):
     claims = sl.status_list_claims(
         uri=uri,
-        status_list=sl.StatusList.from_statuses(list(statuses)),
+        status_list=status_list_of(list(statuses)),
         issued_at=iat,
         expires_at=exp,
         ttl=ttl,
     )
     if headers is not None:
         return jws.sign(claims, issuer_key, "ES256", headers)
-    return sl.sign_status_list_token(claims, issuer_key, "k1")
+    return sign_status_list_token(claims, issuer_key, "k1")
 
 
 def test_token_round_trip(issuer_key):
     token = _token(issuer_key, statuses=[0, 1, 2])
     header = jws.parse_compact(token).header
     assert header == {"alg": "ES256", "typ": "statuslist+jwt", "kid": "k1"}
-    parsed = sl.verify_status_list_token(
+    parsed = verify_status_list_token(
         token,
         public_key_for_kid={"k1": issuer_key.public_key()}.get,
         expected_uri=URI,
@@ -153,7 +154,7 @@ def test_token_round_trip(issuer_key):
 def test_token_rejected(issuer_key, kwargs, now):
     token = _token(issuer_key, **kwargs)
     with pytest.raises(sl.StatusListError):
-        sl.verify_status_list_token(
+        verify_status_list_token(
             token,
             public_key_for_kid={"k1": issuer_key.public_key()}.get,
             expected_uri=URI,
@@ -164,7 +165,7 @@ def test_token_rejected(issuer_key, kwargs, now):
 def test_token_with_foreign_signature_rejected(issuer_key):
     token = _token(ec.generate_private_key(ec.SECP256R1()))
     with pytest.raises(sl.StatusListError):
-        sl.verify_status_list_token(
+        verify_status_list_token(
             token,
             public_key_for_kid={"k1": issuer_key.public_key()}.get,
             expected_uri=URI,

@@ -219,7 +219,7 @@ def test_huge_crl_numbers_compare_as_numbers(app, feed, real_crl):
 
 def test_entries_map_to_suspended_and_revoked(app, real_crl, feed):
     from core.db import get_session
-    from verification.revocation import _revocation_sets
+    from verification.revocation import revocation_sets
 
     crl = real_crl(
         revoked=(
@@ -230,7 +230,7 @@ def test_entries_map_to_suspended_and_revoked(app, real_crl, feed):
     )
     assert feed(crl).status_code == 204
     with app.app_context():
-        (current,) = _revocation_sets(
+        (current,) = revocation_sets(
             get_session(), [key for key in _issuer_keys(app)], app
         ).values()
     assert current.entries == {11: True, 12: False, 13: False}
@@ -251,14 +251,14 @@ def test_remove_from_crl_is_refused(feed, real_crl):
 def test_other_worker_imports_are_seen(app, feed, real_crl):
     """The per-process cache follows the stored CRL's digest, not its own history."""
     from core.db import get_session
-    from verification.revocation import _cache, _revocation_sets
+    from verification.revocation import _cache, revocation_sets
 
     assert feed(real_crl(number=1)).status_code == 204
     _cache(app).clear()  # as in a worker that never saw the import
     assert feed(real_crl(number=2, revoked=((99, None),))).status_code == 204
     _cache(app).clear()
     with app.app_context():
-        (current,) = _revocation_sets(get_session(), _issuer_keys(app), app).values()
+        (current,) = revocation_sets(get_session(), _issuer_keys(app), app).values()
     assert current.entries == {99: False}
 
 
