@@ -181,9 +181,3 @@ def holder_for(session: Session, session_token: str) -> HolderSession | None:
         return holder_sessions.authenticate(session, get_sealer().unseal(session_token))
     except Unauthenticated:
         return None
-
-
-def end_holder_session(session: Session, holder: HolderSession) -> None:
-    """Signs the holder session out (as ``DELETE /v1/holder/sessions`` does)."""
-    session.delete(holder)
-    session.commit()

@@ -14,6 +14,7 @@ from flask_babel import lazy_gettext as _l
 from core.db import get_session
 from core.errors import NotFound
 from holder import credentials as holder_credentials
+from holder import sessions as holder_sessions
 from holder.access_log import access_log
 from licensing.professions import PROFESSION_CODES
 from verification.schemas import VerificationIn
@@ -124,7 +125,7 @@ def sign_out():
     session = get_session()
     holder = _holder()
     if holder is not None:
-        card_flow.end_holder_session(session, holder)
+        holder_sessions.sign_out(session, holder)  # as DELETE /v1/holder/sessions
     response = redirect(url_for("me.home"), code=303)
     browser.end_session(session, response)
     return response
