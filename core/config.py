@@ -76,6 +76,15 @@ DEFAULTS: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     "HOUSEKEEPING_INTERVAL": (600, _integer(0, DAY)),  # seconds between prunes, per process
     # memory:// counts per process; redis://host:port/db is shared by every worker.
     "RATE_LIMIT_STORAGE_URI": ("memory://", _text),
+    # Monitoring delivery (monitoring.worker): events a worker claims at once; push
+    # retries' first back-off, cap and how long to keep trying; the worker's pause when
+    # idle; how often it looks for suspensions that ended by themselves (seconds).
+    "MONITORING_BATCH_SIZE": (50, _integer(1, 10_000)),
+    "MONITORING_RETRY_BASE_SECONDS": (10, _integer(0, 10 * DAY)),
+    "MONITORING_RETRY_MAX_SECONDS": (3600, _integer(0, 10 * DAY)),
+    "MONITORING_RETRY_FOR_SECONDS": (DAY, _integer(0, 10 * DAY)),
+    "MONITORING_IDLE_SECONDS": (1, _integer(0, DAY)),
+    "MONITORING_LAPSE_CHECK_SECONDS": (60, _integer(1, DAY)),
     # Reverse proxies in front whose X-Forwarded-For entries are believed.
     "TRUSTED_PROXIES": (0, _integer(0, 10)),
     # Seconds a retired signing key stays in the JWKS: the longest token lifetime (a
@@ -87,6 +96,8 @@ UNSET_BY_DEFAULT = (
     "PUBLIC_BASE_URL",  # absolute base of status list URIs (never the request's Host)
     "IDENTITY_MASTER_KEY",  # embedded platform master keys ("1:<b64url>,2:<b64url>")
     "METRICS_TOKEN",  # bearer token for /metrics from other than loopback clients
+    "ALLOW_INSECURE_WEBHOOKS",  # "1": http:// monitoring webhooks on loopback addresses
+    "MONITORING_ALLOWED_NETWORKS",  # networks webhooks may resolve into besides public ones
 )
 DATABASE_URL_SETTINGS = ("DATABASE_URL", "IDENTITY_DATABASE_URL")
 

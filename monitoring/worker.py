@@ -10,10 +10,10 @@ exponential back-off with jitter; after ``MONITORING_RETRY_FOR`` (24 h) the even
 for polls. Every ``MONITORING_LAPSE_CHECK_SECONDS`` the worker also writes the events of
 suspensions that ended by themselves (``outbox.emit_due_lapses``).
 
-Settings (config or environment): ``MONITORING_BATCH_SIZE`` (50),
-``MONITORING_RETRY_BASE_SECONDS`` (10), ``MONITORING_RETRY_MAX_SECONDS`` (3600),
-``MONITORING_RETRY_FOR_SECONDS`` (86400), ``MONITORING_IDLE_SECONDS`` (1),
-``MONITORING_LAPSE_CHECK_SECONDS`` (60).
+Settings: ``MONITORING_BATCH_SIZE``, ``MONITORING_RETRY_BASE_SECONDS``,
+``MONITORING_RETRY_MAX_SECONDS``, ``MONITORING_RETRY_FOR_SECONDS``,
+``MONITORING_IDLE_SECONDS``, ``MONITORING_LAPSE_CHECK_SECONDS`` (defaults in
+``core.config``; read again at each start, so a test may change them on the app).
 """
 
 from __future__ import annotations
@@ -51,19 +51,17 @@ _jitter = random.SystemRandom()
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    batch_size: int = 50
-    retry_base: float = 10.0
-    retry_max: float = 3600.0
-    retry_for: float = 86400.0
-    idle: float = 1.0
-    lapse_check: float = 60.0
+    batch_size: int
+    retry_base: float
+    retry_max: float
+    retry_for: float
+    idle: float
+    lapse_check: float
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> WorkerSettings:
-        def number(key: str, default: float) -> float:
+        def number(key: str) -> float:
             value = config.get(key)
-            if value in (None, ""):
-                return default
             try:
                 result = float(value)
             except (TypeError, ValueError):
@@ -72,14 +70,13 @@ class WorkerSettings:
                 raise ValueError(f"{key} must be a number of seconds (or a count) from 0 up")
             return result
 
-        defaults = cls()
         return cls(
-            batch_size=int(number("MONITORING_BATCH_SIZE", defaults.batch_size)),
-            retry_base=number("MONITORING_RETRY_BASE_SECONDS", defaults.retry_base),
-            retry_max=number("MONITORING_RETRY_MAX_SECONDS", defaults.retry_max),
-            retry_for=number("MONITORING_RETRY_FOR_SECONDS", defaults.retry_for),
-            idle=number("MONITORING_IDLE_SECONDS", defaults.idle),
-            lapse_check=number("MONITORING_LAPSE_CHECK_SECONDS", defaults.lapse_check),
+            batch_size=int(number("MONITORING_BATCH_SIZE")),
+            retry_base=number("MONITORING_RETRY_BASE_SECONDS"),
+            retry_max=number("MONITORING_RETRY_MAX_SECONDS"),
+            retry_for=number("MONITORING_RETRY_FOR_SECONDS"),
+            idle=number("MONITORING_IDLE_SECONDS"),
+            lapse_check=number("MONITORING_LAPSE_CHECK_SECONDS"),
         )
 
 

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from core import db
 from licensing.service import today
 from monitoring.models import Subscription
+from tests.fixtures.holder import bearer
 from tests.fixtures.monitoring import regulator_action
-from tests.holder.test_holder import bearer
 
 
 def _ask(http, headers, *, monitoring: bool, profession: str = "doctor") -> dict:

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from core import db
 from licensing.service import today
 from monitoring.models import EventType, MonitoringEvent
+from tests.fixtures.holder import bearer
 from tests.fixtures.monitoring import regulator_action
 from tests.fixtures.verification import problem
-from tests.holder.test_holder import bearer
 
 
 def fake_subject() -> str:
