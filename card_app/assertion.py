@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -85,6 +85,14 @@ def sign_assertion(
     return compact_jws(header, claims, lambda data: card.sign(pin, data))
 
 
+def select_disclosures(credential: str, names: Iterable[str]) -> str:
+    """The holder's choice: keep only the disclosures of ``names`` (no KB-JWT yet)."""
+    wanted = set(names)
+    parsed = sd_jwt.parse(credential)
+    kept = tuple(d for d in parsed.disclosures if sd_jwt.parse_disclosure(d).name in wanted)
+    return sd_jwt.Presentation(parsed.issuer_jwt, kept, None).sd_jwt
+
+
 def present_credential(
     card: Card,
     pin: str,
@@ -97,7 +105,7 @@ def present_credential(
 ) -> str:
     """An SD-JWT VC presentation: the chosen disclosures and a key-binding JWT signed
     by the card the credential is bound to (``cnf``)."""
-    chosen = sd_jwt.select_disclosures(credential, disclose)
+    chosen = select_disclosures(credential, disclose)
     claims = {
         "iat": int((now or datetime.now(UTC)).timestamp()),
         "aud": audience,

@@ -4,6 +4,7 @@ card app answering a challenge directly), the card authority's CRL feed, the JWK
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from apiflask import APIBlueprint
@@ -41,6 +42,7 @@ CRL_MEDIA_TYPE = "application/pkix-crl"
 CARD_REQUEST_TYPE = "card-request+jwt"
 JWT_MEDIA_TYPE = "application/jwt"
 CHALLENGE_ID = "<string(maxlength=32):challenge_id>"
+_VERIFICATION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def raw_request_body(content_type: str, description: str):
@@ -273,7 +275,7 @@ def get_verifications(query):
     return {"verifications": [r.as_json() for r in records], "next_cursor": next_cursor}
 
 
-@bp.get("/v1/verifications/<string(length=32):verification_id>")
+@bp.get("/v1/verifications/<string(maxlength=64):verification_id>")
 @bp.auth_required(client_auth, roles=["verifier"])
 @bp.output(schemas.VerificationRecordOut)
 @bp.doc(
@@ -282,7 +284,18 @@ def get_verifications(query):
     responses={
         200: {
             "description": "The verification (JSON), or a FHIR VerificationResult",
-            "content": {"application/json": {}, FHIR_JSON: {}},
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/VerificationRecordOut"}
+                },
+                FHIR_JSON: {
+                    "example": {
+                        "resourceType": "VerificationResult",
+                        "status": "validated",
+                        "validationType": {"coding": [{"code": "primary"}]},
+                    }
+                },
+            },
         },
         401: "unauthenticated",
         403: "forbidden",
@@ -291,6 +304,8 @@ def get_verifications(query):
 )
 def get_verification(verification_id: str):
     client = current_client()
+    if not _VERIFICATION_ID.fullmatch(verification_id):  # never a hostile value to the database
+        raise NotFound("This verifier has no verification with this id.")
     record = find_verification(
         get_session(), verification_id, Verifier(client.id, client.name), current_app
     )
