@@ -57,7 +57,7 @@ def serve(tmp_path):
         started.append(process)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            assert process.poll() is None, "gunicorn exited"
+            assert process.poll() is None, f"gunicorn exited: {log_path.read_text()[-3000:]}"
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
                     conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
