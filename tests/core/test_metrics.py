@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from bench.server import free_port
+from tests.fixtures.live import GunicornInstance
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTSIDER = {"REMOTE_ADDR": "203.0.113.7"}
@@ -102,14 +100,13 @@ def _get(url: str) -> tuple[int, str]:
 
 @pytest.fixture
 def gunicorn_two_workers(database_url, tmp_path):
+    (tmp_path / "metrics").mkdir()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "INSTANCE_PATH": str(tmp_path / "instance"),
-        "PYTHONPATH": str(ROOT),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
-    (tmp_path / "metrics").mkdir()
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
     subprocess.run(  # noqa: S603
         [sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"],
         cwd=ROOT,
@@ -118,42 +115,12 @@ def gunicorn_two_workers(database_url, tmp_path):
         capture_output=True,
         timeout=120,
     )
-    port = free_port()
-    log = (tmp_path / "gunicorn.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "python:core.gunicorn_config",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "app:app",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if _get(f"{url}/healthz")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail((tmp_path / "gunicorn.log").read_text())
-    yield url, tmp_path / "metrics"
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
-    log.close()
+    instance = GunicornInstance(env, tmp_path / "gunicorn.log")
+    try:
+        instance.wait_ready()
+        yield instance.url, tmp_path / "metrics"
+    finally:
+        instance.stop()
 
 
 def _worker_files(folder: Path) -> set[str]:

@@ -7,16 +7,10 @@ does not answer on 127.0.0.1:6379.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,85 +18,23 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from jose import jwt
 
-from bench.server import free_port
+from tests.fixtures.live import Answer, GunicornInstance, call
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/13"
 HOLDER_CHALLENGE_LIMIT = 6
 
 
-@dataclass
-class Answer:
-    status: int
-    body: dict
-
-    @property
-    def code(self) -> str | None:
-        return self.body.get("code")
-
-
-def _call(url: str, method: str = "GET", body: bytes | dict | None = None, headers=None) -> Answer:
-    data, content_type = body, None
-    if isinstance(body, dict):
-        data, content_type = json.dumps(body).encode(), "application/json"
-    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
-    if content_type:
-        request.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
-            raw = response.read()
-            status = response.status
-    except urllib.error.HTTPError as error:
-        raw, status = error.read(), error.code
-    return Answer(status, json.loads(raw) if raw else {})
-
-
-class Instance:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log.open("wb")
-        self.log_path = log
-        self.process = subprocess.Popen(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "python:core.gunicorn_config",
-                "--workers",
-                "2",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "app:app",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=self._log,
-            start_new_session=True,
-        )
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"instance exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if _call(f"{self.url}/healthz").status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        pytest.fail(f"instance not up: {self.log_path.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self._log.close()
+def _flask(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "flask", "--app", "app", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _redis_answers() -> bool:
@@ -136,7 +68,7 @@ def shared_env(app, is_postgres):
 def instances(shared_env, tmp_path, licensed_holder):
     # The card authority and the keys exist before the instances start, as in production.
     licensed_holder("nurse")
-    pair = [Instance(shared_env, tmp_path / f"instance-{n}.log") for n in "ab"]
+    pair = [GunicornInstance(shared_env, tmp_path / f"instance-{n}.log") for n in "ab"]
     try:
         for instance in pair:
             instance.wait_ready()
@@ -146,24 +78,24 @@ def instances(shared_env, tmp_path, licensed_holder):
             instance.stop()
 
 
-def _verify(instance: Instance, headers, holder, profession: str = "doctor") -> Answer:
-    issued = _call(f"{instance.url}/v1/challenges", "POST", {"profession": profession}, headers)
+def _verify(instance: GunicornInstance, headers, holder, profession: str = "doctor") -> Answer:
+    issued = call(f"{instance.url}/v1/challenges", "POST", {"profession": profession}, headers)
     assert issued.status == 201, issued.body
     assertion = holder.sign(issued.body["nonce"], issued.body["audience"])
-    return _call(f"{instance.url}/v1/verifications", "POST", {"assertion": assertion}, headers)
+    return call(f"{instance.url}/v1/verifications", "POST", {"assertion": assertion}, headers)
 
 
 def test_a_nonce_is_consumed_once_across_instances(instances, verifier, licensed_holder):
     a, b = instances
     _, headers = verifier
     holder = licensed_holder("doctor")
-    issued = _call(f"{a.url}/v1/challenges", "POST", {"profession": "doctor"}, headers)
+    issued = call(f"{a.url}/v1/challenges", "POST", {"profession": "doctor"}, headers)
     assertion = holder.sign(issued.body["nonce"], issued.body["audience"])
 
     with ThreadPoolExecutor(6) as pool:
         answers = list(
             pool.map(
-                lambda target: _call(
+                lambda target: call(
                     f"{target.url}/v1/verifications", "POST", {"assertion": assertion}, headers
                 ),
                 [a, b, a, b, a, b],
@@ -177,7 +109,7 @@ def test_a_nonce_is_consumed_once_across_instances(instances, verifier, licensed
 def test_rate_limits_are_shared_by_every_instance_and_worker(instances):
     a, b = instances
     statuses = [
-        _call(f"{(a, b)[n % 2].url}/v1/holder/challenges", "POST", {}).status
+        call(f"{(a, b)[n % 2].url}/v1/holder/challenges", "POST", {}).status
         for n in range(HOLDER_CHALLENGE_LIMIT + 2)
     ]
     # Per instance (memory://) each would allow the limit: 2 x 6 requests.
@@ -196,7 +128,7 @@ def test_a_crl_pushed_to_one_instance_is_used_by_the_other(
     card_authority.report_lost(holder.card.serial)
     crl = card_authority.make_crl().public_bytes(serialization.Encoding.DER)
     _, feed_headers = card_authority_client
-    pushed = _call(
+    pushed = call(
         f"{a.url}/v1/card-authority/crl",
         "PUT",
         crl,
@@ -218,7 +150,7 @@ def test_a_regulator_action_on_one_is_seen_by_the_next_verification_on_the_other
     licence_id = holder.licences[0].id
     until = (date.today() + timedelta(days=30)).isoformat()
 
-    suspended = _call(
+    suspended = call(
         f"{a.url}/v1/licences/{licence_id}/suspend",
         "POST",
         {"reason": "inquiry pending", "until": until},
@@ -243,7 +175,7 @@ def test_receipts_of_either_instance_verify_with_one_jwks_also_across_a_rotation
         kid = jwt.get_unverified_header(receipt)["kid"]
         for target in (a, b):
             keys = {
-                key["kid"]: key for key in _call(f"{target.url}/.well-known/jwks.json").body["keys"]
+                key["kid"]: key for key in call(f"{target.url}/.well-known/jwks.json").body["keys"]
             }
             assert kid in keys
             jwt.decode(receipt, keys[kid], algorithms=["ES256"], options={"verify_aud": False})
@@ -253,15 +185,7 @@ def test_receipts_of_either_instance_verify_with_one_jwks_also_across_a_rotation
         check(receipt)
     assert len({jwt.get_unverified_header(r)["kid"] for r in before}) == 1
 
-    rotated = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "flask", "--app", "app", "signing", "rotate"],
-        cwd=ROOT,
-        env=shared_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    rotated = _flask(shared_env, "signing", "rotate")
     assert rotated.returncode == 0, rotated.stderr
 
     after = receipts()
@@ -284,13 +208,13 @@ def test_the_audit_chain_stays_one_valid_chain_under_concurrent_actions_on_both(
     def act(index: int) -> tuple[int, int]:
         target = (a, b)[index % 2]
         licence_id = licences[index % len(licences)].id
-        suspended = _call(
+        suspended = call(
             f"{target.url}/v1/licences/{licence_id}/suspend",
             "POST",
             {"reason": "review", "until": until},
             regulator_headers,
         )
-        reinstated = _call(
+        reinstated = call(
             f"{(b, a)[index % 2].url}/v1/licences/{licence_id}/reinstate",
             "POST",
             {"reason": "review closed"},
@@ -304,13 +228,5 @@ def test_the_audit_chain_stays_one_valid_chain_under_concurrent_actions_on_both(
     assert set(statuses) <= {200, 409}, statuses
     assert statuses.count(200) >= 6
 
-    verified = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "flask", "--app", "app", "audit", "verify"],
-        cwd=ROOT,
-        env=shared_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    verified = _flask(shared_env, "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
