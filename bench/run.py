@@ -21,7 +21,9 @@ For each backend (SQLite, then a fresh PostgreSQL database) in a fresh instance 
    with the bulk import (rows/s) and measure verifications again: the 1M/10k cost ratio;
 6. during an import (``--import-rows``, 200,000 by default): verifications back to back
    while ``flask licences import`` runs against the served database; every one must
-   succeed and their p99 stay under 5x the idle p99.
+   succeed and their p99 stay under 5x the idle p99;
+7. one instance vs two on the same PostgreSQL and Redis (bench/instances.py;
+   ``--no-instances`` skips it): verifications/s, ratio, p50/p99, server CPU per request.
 
 Prints one table and writes ``bench/results/bench-<UTC time>.json``. Exit status 1 when
 a target is missed (``--no-fail`` to always exit 0).
@@ -590,6 +592,8 @@ def evaluate(results: list[dict]) -> list[tuple[str, bool, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench import instances  # it builds on this module's Bench
+
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--duration", type=float, default=10, help="seconds per timed run")
@@ -616,6 +620,13 @@ def main(argv: list[str] | None = None) -> int:
         default=200_000,
         help="rows imported while verifications run (0: skip the during-import run)",
     )
+    parser.add_argument(
+        "--no-instances",
+        dest="instances",
+        action="store_false",
+        help="skip one vs two instances on PostgreSQL (bench/instances.py)",
+    )
+    instances.add_storage_argument(parser)
     parser.add_argument("--profile", action="store_true", help="py-spy the workers")
     parser.add_argument("--profile-on", default="sqlite")
     parser.add_argument("--python-load", action="store_true", help="skip wrk")
@@ -650,7 +661,17 @@ def main(argv: list[str] | None = None) -> int:
             log(f"!! {backend} failed: {error}")
             results.append({"backend": backend, "error": str(error)[:2000]})
 
+    several = None
+    if args.instances and "postgresql" in backends and postgres_available():
+        try:
+            several = instances.measure(args, load)
+        except Exception as error:  # noqa: BLE001 - report it with the other results
+            log(f"!! one vs two instances failed: {error}")
+            several = {"error": str(error)[:2000]}
+
     checks = evaluate(results)
+    if several is not None:
+        checks.append(instances.check(several))
     log("\n== summary")
     header = (
         f"{'backend':<11} {'verif/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'trivial/s':>9} "
@@ -695,6 +716,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{p['import_initial_s']:.1f} s = "
                 f"{p['import_initial_rows'] / p['import_initial_s']:,.0f} rows/s"
             )
+    if several is not None and "error" not in several:
+        log(instances.describe(several))
     log("")
     for name, passed, detail in checks:
         log(f"[{'PASS' if passed else 'FAIL'}] {name}: {detail}")
@@ -717,6 +740,7 @@ def main(argv: list[str] | None = None) -> int:
                 "settings": {k: v for k, v in vars(args).items()},
                 "load_generator": load.tool,
                 "results": results,
+                "instances": several,
                 "checks": [{"name": n, "passed": p, "detail": d} for n, p, d in checks],
             },
             indent=2,
