@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench import prepare as prep
 from bench.load import LoadGenerator, LoadResult
-from bench.run import PG_BASE_URL, Bench, PostgresDatabase, fmt, log
+from bench.run import PG_BASE_URL, Bench, PostgresDatabase, add_common_arguments, fmt, log
 from bench.server import Server
 
 DEFAULT_RATE_LIMIT_STORAGE = "redis://127.0.0.1:6379/12"
@@ -157,17 +157,6 @@ def describe(summary: dict) -> str:
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options the measurement reads; ``bench.run`` has the same names."""
-    parser.add_argument("--duration", type=float, default=10, help="seconds per timed run")
-    parser.add_argument("--connections", type=int, default=8, help="in total, split over both")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
-    parser.add_argument("--holders", type=int, default=24)
-    parser.add_argument("--licences", type=int, default=10_000)
-    parser.add_argument("--python-load", action="store_true", help="skip wrk")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder")
-
-
 def add_storage_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate-limit-storage",
@@ -177,7 +166,7 @@ def add_storage_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def positive(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    for name in ("duration", "connections", "workers", "holders", "licences"):
+    for name in ("duration", "connections", "workers", "holders", "licences", "min_pool"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name} must be positive")
     # Half go to each instance, and wrk runs two threads of at least one connection.
@@ -192,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.instances", description=__doc__.split("\n")[0]
     )
-    add_arguments(parser)
+    add_common_arguments(parser)
     add_storage_argument(parser)
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--json", type=Path, help="write the figures to this file")

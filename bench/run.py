@@ -144,7 +144,7 @@ class Bench:
         connections, duration = self.args.connections, self.args.duration
         prep.check_one(server.url, prepared)
         warm_path = workdir / f"bodies-{label}-warm.txt"
-        warm_count = 400
+        warm_count = min(400, self.args.min_pool)
         prep.assertion_pool(server.url, prepared, warm_count, warm_path)
         warm = self.load.run(
             url, connections=connections, duration=2, bodies=warm_path, token=prepared.token
@@ -153,7 +153,7 @@ class Bench:
         if warm.exhausted:
             rate *= 2.5
         info: dict = {"warmup_rps_estimate": round(rate, 1)}
-        count = max(1000, int(rate * duration * 1.6))
+        count = max(self.args.min_pool, int(rate * duration * 1.6))
         for _attempt in range(2):
             path = workdir / f"bodies-{label}.txt"
             seconds = prep.assertion_pool(server.url, prepared, count, path)
@@ -591,19 +591,32 @@ def evaluate(results: list[dict]) -> list[tuple[str, bool, str]]:
     return checks
 
 
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of every timed run (also ``python -m bench.instances``)."""
+    parser.add_argument("--duration", type=float, default=10, help="seconds per timed run")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
+    parser.add_argument("--holders", type=int, default=24, help="card holders with licences")
+    parser.add_argument("--licences", type=int, default=10_000)
+    parser.add_argument(
+        "--min-pool",
+        type=int,
+        default=1000,
+        help="fewest verification bodies prepared for a timed run (more when it is fast)",
+    )
+    parser.add_argument("--python-load", action="store_true", help="skip wrk")
+    parser.add_argument("--keep", action="store_true", help="keep the work folders")
+
+
 def main(argv: list[str] | None = None) -> int:
     from bench import instances  # it builds on this module's Bench
 
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--duration", type=float, default=10, help="seconds per timed run")
-    parser.add_argument("--connections", type=int, default=8)
+    add_common_arguments(parser)
     parser.add_argument(
         "--rounds", type=int, default=3, help="trivial/verification pairs (median ratio)"
     )
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--holders", type=int, default=24, help="card holders with licences")
-    parser.add_argument("--licences", type=int, default=10_000)
     parser.add_argument("--scale-to", type=int, default=1_000_000)
     parser.add_argument(
         "--scale-on", default="sqlite,postgresql", help="backends to grow (comma list)"
@@ -629,8 +642,6 @@ def main(argv: list[str] | None = None) -> int:
     instances.add_storage_argument(parser)
     parser.add_argument("--profile", action="store_true", help="py-spy the workers")
     parser.add_argument("--profile-on", default="sqlite")
-    parser.add_argument("--python-load", action="store_true", help="skip wrk")
-    parser.add_argument("--keep", action="store_true", help="keep the work folders")
     parser.add_argument("--no-fail", action="store_true", help="exit 0 even if a target fails")
     args = parser.parse_args(argv)
     args.scale_on = [b for b in args.scale_on.split(",") if b]
