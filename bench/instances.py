@@ -29,32 +29,26 @@ from pathlib import Path
 
 from bench import prepare as prep
 from bench.load import LoadGenerator, LoadResult
-from bench.run import PG_BASE_URL, Bench, PostgresDatabase, add_common_arguments, fmt, log
+from bench.run import (
+    PG_BASE_URL,
+    Bench,
+    PostgresDatabase,
+    add_common_arguments,
+    fmt,
+    log,
+    pooled,
+)
 from bench.server import Server
 
 DEFAULT_RATE_LIMIT_STORAGE = "redis://127.0.0.1:6379/12"
 
 
 def combined(results: list[LoadResult]) -> dict:
-    """Two concurrent runs as one: requests add up over the longer run's time."""
-    requests = sum(r.requests for r in results)
-    seconds = max(r.duration_s for r in results)
-    cpu = [r.server_cpu_ms * r.requests for r in results if r.server_cpu_ms is not None]
-    statuses: dict[str, int] = {}
-    for r in results:
-        for key, n in r.statuses.items():
-            statuses[key] = statuses.get(key, 0) + n
-    return {
-        "rps": round(requests / seconds, 1) if seconds else 0.0,
-        "requests": requests,
-        # The slower instance's percentiles: a client sees the worse of the two.
-        "p50_ms": max(r.p50_ms for r in results),
-        "p99_ms": max(r.p99_ms for r in results),
-        "server_cpu_ms": round(sum(cpu) / requests, 3) if cpu and requests else None,
-        "statuses": statuses,
-        "exhausted": any(r.exhausted for r in results),
-        "runs": [r.as_dict() for r in results],
-    }
+    """Two concurrent runs as one over the longer run's time; the slower instance's p50,
+    as a client sees the worse of the two."""
+    summary = pooled(results, max(r.duration_s for r in results))
+    summary["p50_ms"] = max(r.p50_ms for r in results)
+    return summary
 
 
 def measure(args: argparse.Namespace, load: LoadGenerator, backend: str = "postgresql") -> dict:

@@ -114,6 +114,26 @@ def postgres_available() -> bool:
 # -- measurements ---------------------------------------------------------------------------
 
 
+def pooled(runs: list[LoadResult], seconds: float) -> dict:
+    """Several runs as one over ``seconds``: requests, CPU and statuses add up; the p99
+    is the worst run's."""
+    requests = sum(r.requests for r in runs)
+    cpu = [r.server_cpu_ms * r.requests for r in runs if r.server_cpu_ms is not None]
+    statuses: dict[str, int] = {}
+    for r in runs:
+        for key, n in r.statuses.items():
+            statuses[key] = statuses.get(key, 0) + n
+    return {
+        "rps": round(requests / seconds, 1) if seconds else 0.0,
+        "requests": requests,
+        "server_cpu_ms": round(sum(cpu) / requests, 3) if cpu and requests else None,
+        "p99_ms": max(r.p99_ms for r in runs),
+        "statuses": statuses,
+        "exhausted": any(r.exhausted for r in runs),
+        "runs": [r.as_dict() for r in runs],
+    }
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, load: LoadGenerator) -> None:
         self.args = args
@@ -240,22 +260,8 @@ class Bench:
             for a, b in pairs
         ]
         for name, runs in sides.items():
-            requests = sum(r.requests for r in runs)
-            seconds = sum(r.duration_s for r in runs)
-            cpu = [r.server_cpu_ms * r.requests for r in runs if r.server_cpu_ms is not None]
-            statuses: dict[str, int] = {}
-            for r in runs:
-                for key, n in r.statuses.items():
-                    statuses[key] = statuses.get(key, 0) + n
-            summary[name] = {
-                "rps": round(requests / seconds, 1) if seconds else 0.0,
-                "server_cpu_ms": round(sum(cpu) / requests, 3) if cpu and requests else None,
-                "p50_ms": sorted(r.p50_ms for r in runs)[len(runs) // 2],
-                "p99_ms": max(r.p99_ms for r in runs),
-                "statuses": statuses,
-                "exhausted": any(r.exhausted for r in runs),
-                "runs": [r.as_dict() for r in runs],
-            }
+            summary[name] = pooled(runs, sum(r.duration_s for r in runs))
+            summary[name]["p50_ms"] = sorted(r.p50_ms for r in runs)[len(runs) // 2]
         return summary
 
     def during_import(
