@@ -21,7 +21,9 @@ For each backend (SQLite, then a fresh PostgreSQL database) in a fresh instance 
    with the bulk import (rows/s) and measure verifications again: the 1M/10k cost ratio;
 6. during an import (``--import-rows``, 200,000 by default): verifications back to back
    while ``flask licences import`` runs against the served database; every one must
-   succeed and their p99 stay under 5x the idle p99.
+   succeed and their p99 stay under 5x the idle p99;
+7. one instance vs two on the same PostgreSQL and Redis (bench/instances.py;
+   ``--no-instances`` skips it): verifications/s, ratio, p50/p99, server CPU per request.
 
 Prints one table and writes ``bench/results/bench-<UTC time>.json``. Exit status 1 when
 a target is missed (``--no-fail`` to always exit 0).
@@ -112,6 +114,26 @@ def postgres_available() -> bool:
 # -- measurements ---------------------------------------------------------------------------
 
 
+def pooled(runs: list[LoadResult], seconds: float) -> dict:
+    """Several runs as one over ``seconds``: requests, CPU and statuses add up; the p99
+    is the worst run's."""
+    requests = sum(r.requests for r in runs)
+    cpu = [r.server_cpu_ms * r.requests for r in runs if r.server_cpu_ms is not None]
+    statuses: dict[str, int] = {}
+    for r in runs:
+        for key, n in r.statuses.items():
+            statuses[key] = statuses.get(key, 0) + n
+    return {
+        "rps": round(requests / seconds, 1) if seconds else 0.0,
+        "requests": requests,
+        "server_cpu_ms": round(sum(cpu) / requests, 3) if cpu and requests else None,
+        "p99_ms": max(r.p99_ms for r in runs),
+        "statuses": statuses,
+        "exhausted": any(r.exhausted for r in runs),
+        "runs": [r.as_dict() for r in runs],
+    }
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, load: LoadGenerator) -> None:
         self.args = args
@@ -142,7 +164,7 @@ class Bench:
         connections, duration = self.args.connections, self.args.duration
         prep.check_one(server.url, prepared)
         warm_path = workdir / f"bodies-{label}-warm.txt"
-        warm_count = 400
+        warm_count = min(400, self.args.min_pool)
         prep.assertion_pool(server.url, prepared, warm_count, warm_path)
         warm = self.load.run(
             url, connections=connections, duration=2, bodies=warm_path, token=prepared.token
@@ -151,7 +173,7 @@ class Bench:
         if warm.exhausted:
             rate *= 2.5
         info: dict = {"warmup_rps_estimate": round(rate, 1)}
-        count = max(1000, int(rate * duration * 1.6))
+        count = max(self.args.min_pool, int(rate * duration * 1.6))
         for _attempt in range(2):
             path = workdir / f"bodies-{label}.txt"
             seconds = prep.assertion_pool(server.url, prepared, count, path)
@@ -238,22 +260,8 @@ class Bench:
             for a, b in pairs
         ]
         for name, runs in sides.items():
-            requests = sum(r.requests for r in runs)
-            seconds = sum(r.duration_s for r in runs)
-            cpu = [r.server_cpu_ms * r.requests for r in runs if r.server_cpu_ms is not None]
-            statuses: dict[str, int] = {}
-            for r in runs:
-                for key, n in r.statuses.items():
-                    statuses[key] = statuses.get(key, 0) + n
-            summary[name] = {
-                "rps": round(requests / seconds, 1) if seconds else 0.0,
-                "server_cpu_ms": round(sum(cpu) / requests, 3) if cpu and requests else None,
-                "p50_ms": sorted(r.p50_ms for r in runs)[len(runs) // 2],
-                "p99_ms": max(r.p99_ms for r in runs),
-                "statuses": statuses,
-                "exhausted": any(r.exhausted for r in runs),
-                "runs": [r.as_dict() for r in runs],
-            }
+            summary[name] = pooled(runs, sum(r.duration_s for r in runs))
+            summary[name]["p50_ms"] = sorted(r.p50_ms for r in runs)[len(runs) // 2]
         return summary
 
     def during_import(
@@ -589,17 +597,32 @@ def evaluate(results: list[dict]) -> list[tuple[str, bool, str]]:
     return checks
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--backends", default="sqlite,postgresql")
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of every timed run (also ``python -m bench.instances``)."""
     parser.add_argument("--duration", type=float, default=10, help="seconds per timed run")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
+    parser.add_argument("--holders", type=int, default=24, help="card holders with licences")
+    parser.add_argument("--licences", type=int, default=10_000)
+    parser.add_argument(
+        "--min-pool",
+        type=int,
+        default=1000,
+        help="fewest verification bodies prepared for a timed run (more when it is fast)",
+    )
+    parser.add_argument("--python-load", action="store_true", help="skip wrk")
+    parser.add_argument("--keep", action="store_true", help="keep the work folders")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench import instances  # it builds on this module's Bench
+
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    add_common_arguments(parser)
     parser.add_argument(
         "--rounds", type=int, default=3, help="trivial/verification pairs (median ratio)"
     )
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--holders", type=int, default=24, help="card holders with licences")
-    parser.add_argument("--licences", type=int, default=10_000)
     parser.add_argument("--scale-to", type=int, default=1_000_000)
     parser.add_argument(
         "--scale-on", default="sqlite,postgresql", help="backends to grow (comma list)"
@@ -616,10 +639,15 @@ def main(argv: list[str] | None = None) -> int:
         default=200_000,
         help="rows imported while verifications run (0: skip the during-import run)",
     )
+    parser.add_argument(
+        "--no-instances",
+        dest="instances",
+        action="store_false",
+        help="skip one vs two instances on PostgreSQL (bench/instances.py)",
+    )
+    instances.add_storage_argument(parser)
     parser.add_argument("--profile", action="store_true", help="py-spy the workers")
     parser.add_argument("--profile-on", default="sqlite")
-    parser.add_argument("--python-load", action="store_true", help="skip wrk")
-    parser.add_argument("--keep", action="store_true", help="keep the work folders")
     parser.add_argument("--no-fail", action="store_true", help="exit 0 even if a target fails")
     args = parser.parse_args(argv)
     args.scale_on = [b for b in args.scale_on.split(",") if b]
@@ -650,7 +678,17 @@ def main(argv: list[str] | None = None) -> int:
             log(f"!! {backend} failed: {error}")
             results.append({"backend": backend, "error": str(error)[:2000]})
 
+    several = None
+    if args.instances and "postgresql" in backends and postgres_available():
+        try:
+            several = instances.measure(args, load)
+        except Exception as error:  # noqa: BLE001 - report it with the other results
+            log(f"!! one vs two instances failed: {error}")
+            several = {"error": str(error)[:2000]}
+
     checks = evaluate(results)
+    if several is not None:
+        checks.append(instances.check(several))
     log("\n== summary")
     header = (
         f"{'backend':<11} {'verif/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'trivial/s':>9} "
@@ -695,6 +733,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{p['import_initial_s']:.1f} s = "
                 f"{p['import_initial_rows'] / p['import_initial_s']:,.0f} rows/s"
             )
+    if several is not None and "error" not in several:
+        log(instances.describe(several))
     log("")
     for name, passed, detail in checks:
         log(f"[{'PASS' if passed else 'FAIL'}] {name}: {detail}")
@@ -717,6 +757,7 @@ def main(argv: list[str] | None = None) -> int:
                 "settings": {k: v for k, v in vars(args).items()},
                 "load_generator": load.tool,
                 "results": results,
+                "instances": several,
                 "checks": [{"name": n, "passed": p, "detail": d} for n, p, d in checks],
             },
             indent=2,
