@@ -39,8 +39,9 @@ def make_app(app):
 
 
 def _address() -> dict[str, str]:
-    # A fresh documentation-range address per test: counts in Redis outlive the test.
-    return {"REMOTE_ADDR": f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"}
+    # A fresh documentation-range /64 per test (limits count per /64): counts in Redis
+    # outlive the test.
+    return {"REMOTE_ADDR": f"2001:db8:{secrets.token_hex(2)}:{secrets.token_hex(2)}::1"}
 
 
 @pytest.mark.skipif(not _redis_running(), reason="needs Redis on 127.0.0.1:6379")
