@@ -1,6 +1,7 @@
-"""Holder pages (/me): sign in with the card (cross-device flow), who checked me, my
-credentials, sign out. The card app's two endpoints of the sign-in are in ``card_bp``
-(JSON and JWT for a program, no CSRF: it holds no cookie)."""
+"""Holder pages (/me): sign in with the card (cross-device flow), who checked me, who
+monitors me (ending one through monitoring.service), my credentials, sign out. The card
+app's two endpoints of the sign-in are in ``card_bp`` (JSON and JWT for a program, no
+CSRF: it holds no cookie)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Regulator pages (/regulator): search the register, a licence and its history, suspend /
-revoke / reinstate with a reason and a confirmation step, CSV import with its per-line
-errors, the audit trail and its verification. Every rule is licensing's: these pages
-only call ``licensing.service``, ``licensing.importer`` and ``licensing.audit``."""
+revoke / reinstate with a reason and a confirmation step, CSV import with a progress bar
+(web/imports.py runs it in a thread) and its per-line errors, the audit trail and its
+verification. Every rule is licensing's: these pages only call ``licensing.service``,
+``licensing.importer`` and ``licensing.audit``."""
 
 from __future__ import annotations
 
