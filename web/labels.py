@@ -26,6 +26,8 @@ OUTCOMES = {
     "expired": _l("Not answered in time"),
     "signed_in": _l("Signed in"),
     "credential_issued": _l("Credential issued"),
+    "monitoring_started": _l("Monitoring started"),
+    "monitoring_ended": _l("Monitoring ended"),
 }
 
 ACTIONS = {

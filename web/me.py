@@ -1,6 +1,7 @@
-"""Holder pages (/me): sign in with the card (cross-device flow), who checked me, my
-credentials, sign out. The card app's two endpoints of the sign-in are in ``card_bp``
-(JSON and JWT for a program, no CSRF: it holds no cookie)."""
+"""Holder pages (/me): sign in with the card (cross-device flow), who checked me, who
+monitors me (ending one through monitoring.service), my credentials, sign out. The card
+app's two endpoints of the sign-in are in ``card_bp`` (JSON and JWT for a program, no
+CSRF: it holds no cookie)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from holder import credentials as holder_credentials
 from holder import sessions as holder_sessions
 from holder.access_log import access_log
 from licensing.professions import PROFESSION_CODES
+from monitoring import service as monitoring
 from verification.schemas import VerificationIn
 from web import browser, card_flow
 from web.models import BrowserSessionKind
@@ -48,6 +50,7 @@ def home():
     return render_template(
         "me/home.html",
         page=page,
+        monitorings=monitoring.holder_subscriptions(get_session(), holder.holder_code),
         professions=PROFESSION_CODES,
         cursor=cursor,
         portal_id=holder_credentials.HOLDER_PORTAL_ID,
@@ -118,6 +121,35 @@ def get_credential():
         profession=profession,
     )
     return download(issued.credential, f"{profession}-credential.sd-jwt", "application/dc+sd-jwt")
+
+
+def _running_monitoring(holder, subscription_id: str):
+    """The holder's own running monitoring with this id (the service's list, no rule of
+    our own); another holder's id or an ended one is not found."""
+    for subscription in monitoring.holder_subscriptions(get_session(), holder.holder_code):
+        if subscription.id == subscription_id:
+            return subscription
+    raise NotFound(_l("No running monitoring of yours has this id: see the list on your page."))
+
+
+@me_bp.get("/monitoring/<string(maxlength=32):subscription_id>/end")
+def confirm_end_monitoring(subscription_id: str):
+    holder = _holder()
+    if holder is None:
+        return redirect(url_for("me.home"), code=303)
+    return render_template(
+        "me/end_monitoring.html", subscription=_running_monitoring(holder, subscription_id)
+    )
+
+
+@me_bp.post("/monitoring/<string(maxlength=32):subscription_id>/end")
+def end_monitoring(subscription_id: str):
+    holder = _holder()
+    if holder is None:
+        return redirect(url_for("me.home"), code=303)
+    # As DELETE /v1/holder/monitoring/{id}: the verifier is told, the access log records it.
+    monitoring.end_monitoring_by_holder(get_session(), holder.holder_code, subscription_id)
+    return redirect(url_for("me.home"), code=303)
 
 
 @me_bp.post("/sign-out")

@@ -1,24 +1,26 @@
 """Regulator pages (/regulator): search the register, a licence and its history, suspend /
-revoke / reinstate with a reason and a confirmation step, CSV import with its per-line
-errors, the audit trail and its verification. Every rule is licensing's: these pages
-only call ``licensing.service``, ``licensing.importer`` and ``licensing.audit``."""
+revoke / reinstate with a reason and a confirmation step, CSV import with a progress bar
+(web/imports.py runs it in a thread) and its per-line errors, the audit trail and its
+verification. Every rule is licensing's: these pages only call ``licensing.service``,
+``licensing.importer`` and ``licensing.audit``."""
 
 from __future__ import annotations
 
 from datetime import date
 
-from flask import g, redirect, render_template, request, url_for
+from flask import g, jsonify, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from clients.models import Role
 from core.db import get_session
 from core.errors import NotFound, ServiceError, Unprocessable
+from core.strict_json import allow_body
 from licensing import audit
 from licensing import service as licensing
-from licensing.importer import import_csv
 from licensing.models import AuditEntry
 from licensing.professions import PROFESSION_CODES, canonical_registration_number
+from web import imports
 from web.pages import checked_id, page_blueprint, printable, staff_required
 
 regulator_bp = page_blueprint("regulator", url_prefix="/regulator")
@@ -131,21 +133,35 @@ def change(licence_id: str, action: str):
 
 
 @regulator_bp.route("/import", methods=["GET", "POST"])
+@allow_body(MAX_IMPORT_BYTES)  # set before the CSRF check reads the form
 @staff_required(Role.REGULATOR)
 def import_licences():
-    result = None
     if request.method == "POST":
-        request.max_content_length = MAX_IMPORT_BYTES
         upload = request.files.get("file")
         if upload is None or not upload.filename:
             raise Unprocessable(_l("Choose a CSV file to import."))
-        result = import_csv(
-            get_session(),
-            upload.stream,
+        job_id = imports.start(
+            upload.stream.read(),
             actor=_actor(),
             skip_invalid=request.form.get("skip_invalid") == "yes",
         )
-    return render_template("regulator/import.html", result=result)
+        return redirect(url_for("regulator.import_progress", job_id=job_id), code=303)
+    return render_template("regulator/import.html", job=None)
+
+
+@regulator_bp.get("/import/<string(length=32):job_id>")
+@staff_required(Role.REGULATOR)
+def import_progress(job_id: str):
+    return render_template(
+        "regulator/import.html", job=imports.load(job_id, _actor()), job_id=job_id
+    )
+
+
+@regulator_bp.get("/import/<string(length=32):job_id>/state.json")
+@staff_required(Role.REGULATOR)
+def import_state(job_id: str):
+    state = imports.load(job_id, _actor())
+    return jsonify({k: state.get(k) for k in ("state", "phase", "rows", "imported", "to_write")})
 
 
 @regulator_bp.get("/audit")

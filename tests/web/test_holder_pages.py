@@ -13,6 +13,7 @@ from tests.fixtures.licensing import random_my_number
 from tests.web.card import answer_check
 from tests.web.conftest import check_accessibility
 from verification.models import AccessRecord
+from web.browser import CSRF_FIELD
 
 
 def _signed_in(page, live, card) -> None:
@@ -95,3 +96,57 @@ def _holder_code(app, licence_id: str) -> str:
 
     with app.app_context():
         return get_session().query(Licence).filter_by(id=licence_id).one().holder_code
+
+
+ENDED_WORDS = {"ja": "モニタリング終了", "en": "Monitoring ended"}
+
+
+def test_holder_sees_and_ends_a_monitoring_with_the_keyboard(
+    page,
+    language,
+    live,
+    register_licence,
+    issue_card,
+    publish_crl,
+    verifier,
+    other_verifier,
+    monitor,
+):
+    my_number = random_my_number()
+    licence = register_licence(my_number=my_number, profession="nurse")
+    card = issue_card(my_number)
+    publish_crl()
+    ended_id, _subject = monitor(verifier, licence)
+    monitor(other_verifier, licence)
+
+    _signed_in(page, live, card)
+    listed = page.locator("#monitorings tbody tr")
+    expect(listed).to_have_count(2)
+    expect(page.locator("#monitorings")).to_contain_text("St Luke's HR")
+    check_accessibility(page)
+
+    end_button = page.locator(f"form[action$='/me/monitoring/{ended_id}/end'] button")
+    end_button.focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(rf"/me/monitoring/{ended_id}/end\??$"))
+    expect(page.locator("main")).to_contain_text("St Luke's HR")
+    check_accessibility(page)
+    page.locator("main form button[type=submit]").focus()
+    page.keyboard.press("Enter")
+
+    expect(page).to_have_url(re.compile(r"/me/$"))
+    expect(listed).to_have_count(1)
+    expect(page.locator("#monitorings")).not_to_contain_text("St Luke's HR")
+    expect(page.locator("#monitorings")).to_contain_text("Kameda General Hospital HR")
+    ended_row = page.locator("#log-heading ~ div tbody tr", has_text="St Luke's HR").first
+    expect(ended_row).to_contain_text(ENDED_WORDS[language])
+    check_accessibility(page)
+
+    # Ended (or never ours): not found, on the confirmation and on the POST alike.
+    assert page.request.get(f"/me/monitoring/{ended_id}/end").status == 404
+    csrf = page.locator(f"input[name={CSRF_FIELD}]").first
+    replay = page.request.post(
+        f"/me/monitoring/{ended_id}/end", form={CSRF_FIELD: csrf.input_value()}
+    )
+    assert replay.status == 404
+    expect(listed).to_have_count(1)

@@ -115,6 +115,69 @@ def test_csv_import_shows_errors_by_line(page, make_staff, tmp_path):
     expect(page.locator("tbody")).to_contain_text("伊藤 誠")
 
 
+# Keeps every value the progress bar takes, across the page's reloads (sessionStorage).
+RECORD_PROGRESS = """
+window.addEventListener("DOMContentLoaded", () => {
+  const bar = document.getElementById("import-progress");
+  if (!bar) { return; }
+  new MutationObserver(() => {
+    const seen = JSON.parse(sessionStorage.getItem("progress") || "[]");
+    seen.push([bar.value, bar.max]);
+    sessionStorage.setItem("progress", JSON.stringify(seen));
+  }).observe(bar, { attributes: true });
+});
+"""
+
+
+def test_a_large_import_shows_its_progress_then_the_errors(page, make_staff, tmp_path):
+    rows = 4000
+    invalid_lines = {2, 1500}  # file lines (the header is line 1)
+    lines = ["profession,my_number,name,registration_number,registered_on"]
+    for line in range(2, rows + 2):
+        my_number = "123456789012" if line in invalid_lines else random_my_number()
+        lines.append(f"nurse,{my_number},看護 {line},{new_registration_number()},2019-04-01")
+    csv_file = tmp_path / "large.csv"
+    csv_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    page.add_init_script(RECORD_PROGRESS)
+    sign_in_staff(page, make_staff("regulator"))
+    page.goto("/regulator/import")
+    page.check("#skip_invalid")
+    page.set_input_files("#file", str(csv_file))
+    page.click("main form button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/regulator/import/[0-9a-f]{32}$"))
+
+    errors = page.locator("ul.errors li")
+    expect(errors).to_have_count(2, timeout=60_000)
+    expect(errors.first).to_contain_text("2")
+    expect(errors.last).to_contain_text("1500")
+    expect(page.locator("#import-progress")).to_have_attribute("value", str(rows - 2))
+    seen = page.evaluate("() => JSON.parse(sessionStorage.getItem('progress') || '[]')")
+    assert any(0 < value < maximum for value, maximum in seen), seen
+    check_accessibility(page)
+
+    # Another staff member cannot follow this import.
+    job_url = page.url
+    other = page.context.browser.new_context(base_url=page.url.split("/regulator")[0])
+    other_page = other.new_page()
+    sign_in_staff(other_page, make_staff("regulator"))
+    assert other_page.goto(job_url).status == 404
+    assert other_page.goto(job_url + "/state.json").status == 404
+    other.close()
+
+
+def test_import_of_an_unreadable_file_says_why(page, make_staff, tmp_path):
+    csv_file = tmp_path / "bad.csv"
+    csv_file.write_text("not,the,right,header\n", encoding="utf-8")
+    sign_in_staff(page, make_staff("regulator"))
+    page.goto("/regulator/import")
+    page.set_input_files("#file", str(csv_file))
+    page.click("main form button[type=submit]")
+    expect(page.locator("#import-job [role=alert]")).to_be_visible(timeout=15_000)
+    check_accessibility(page)
+    assert page.goto("/regulator/import/" + "0" * 32).status == 404
+    assert page.goto("/regulator/import/not-an-id").status == 404
+
+
 def test_hr_staff_cannot_open_regulator_pages(page, make_staff):
     sign_in_staff(page, make_staff("verifier"))
     response = page.goto("/regulator/")

@@ -27,15 +27,18 @@ def shots(tmp_path) -> Path:
     return folder
 
 
-def test_main_pages(page, live, shots, make_staff, register_licence, issue_card, publish_crl):
+def test_main_pages(
+    page, live, shots, make_staff, make_client, monitor, register_licence, issue_card, publish_crl
+):
     def shot(name: str) -> None:
         path = shots / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
         assert path.stat().st_size > 1000
 
     my_number = random_my_number()
-    register_licence(my_number=my_number, name="山田 太郎", profession="doctor")
+    licence = register_licence(my_number=my_number, name="山田 太郎", profession="doctor")
     card = issue_card(my_number)
+    monitor(make_client("verifier", "亀田総合病院 人事部"), licence)
     publish_crl()
     page.set_viewport_size({"width": 1024, "height": 720})
     page.goto("/")
@@ -58,7 +61,10 @@ def test_main_pages(page, live, shots, make_staff, register_licence, issue_card,
     shot("me-sign-in")
     answer_check(live.base_url, page.locator("#request-uri").input_value(), card)
     expect(page.locator("#log-heading")).to_be_visible(timeout=15_000)
-    shot("me-home")
+    shot("me-home")  # with who monitors the licence
+    page.locator("#monitorings form button").first.click()
+    shot("me-end-monitoring")
+    page.goto("/me/")
     page.click("header form button")
 
     page.set_viewport_size({"width": 1024, "height": 720})
