@@ -39,6 +39,7 @@ def test_licensed_doctor(app, http, verifier, challenge, verify, audience, licen
         "holder",
         "licence",
         "checked_at",
+        "as_of",
         "receipt",
     }
     assert body["outcome"] == "licensed" and body["profession"] == "doctor"
