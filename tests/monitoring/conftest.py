@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.holder.test_holder import sign_in  # noqa: F401 - the holder tests' fixture
-
 
 @pytest.fixture(autouse=True)
 def _monitoring_settings(monitoring_settings):
