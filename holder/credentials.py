@@ -244,9 +244,9 @@ def licence_states(session: Session, licence_ids: Iterable[str]) -> dict[str, Li
         return {}
     day = today()
     rows = session.execute(
-        select(
-            Licence.id, Licence.status, Licence.suspended_until, Licence.updated_at
-        ).where(Licence.id.in_(ids))
+        select(Licence.id, Licence.status, Licence.suspended_until, Licence.updated_at).where(
+            Licence.id.in_(ids)
+        )
     ).all()
     return {
         row.id: LicenceState(

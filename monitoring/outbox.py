@@ -2,9 +2,10 @@
 
 ``licensing`` knows nothing of monitoring. A ``before_flush`` listener on every
 ``Session`` looks at the licence events being flushed (suspend, revoke, reinstate,
-deceased, erase, a recorded reprimand, and the implicit end of a lapsed suspension that the register writes before its next
-change) and adds one ``MonitoringEvent`` per running subscription of that licence to the
-same flush, so the change and its events commit or roll back together.
+deceased, erase, a recorded reprimand, and the implicit end of a lapsed suspension that
+the register writes before its next change) and adds one ``MonitoringEvent`` per running
+subscription of that licence to the same flush, so the change and its events commit or
+roll back together.
 
 A suspension that ends by itself changes no row on its date; ``emit_due_lapses`` (run by
 the worker) writes its events then. Both paths use the same ``lapse_key``, so whichever

@@ -400,9 +400,7 @@ def _revocation_set(
 
 
 _crls = CardCrl.__table__
-_CURRENT_CRLS = select(
-    _crls.c.issuer_key, _crls.c.sha256, _crls.c.this_update, _crls.c.next_update
-)
+_CURRENT_CRLS = select(_crls.c.issuer_key, _crls.c.sha256, _crls.c.this_update, _crls.c.next_update)
 
 
 def _load_set(session: Session, issuer_key: str, digest: str, this_update, next_update):

@@ -102,9 +102,7 @@ class HolderOut(Schema):
 
 
 class LicenceOut(Schema):
-    status = String(
-        required=True, validate=OneOf(("active", "suspended", "revoked", "deceased"))
-    )
+    status = String(required=True, validate=OneOf(("active", "suspended", "revoked", "deceased")))
     registered_year = Integer(required=True, allow_none=True)
     suspended_until = String(
         required=True, allow_none=True, metadata={"format": "date", "nullable": True}
