@@ -6,7 +6,7 @@ Token Status List picked at random (so the index says nothing about issuance ord
 for at most 24 hours and never past the card certificate's notAfter.
 
 Status (``entry_status``/``build_status_list``): derived at request time, never stored.
-An entry is INVALID when the licence is revoked or erased (or gone) or the card is
+An entry is INVALID when the licence is revoked, deceased or erased (or gone) or the card is
 revoked; SUSPENDED when the licence is suspended, the card is on hold (reported lost),
 or the card's revocation state cannot be established (no CRL or a stale one: fail
 closed, but reversibly); VALID otherwise. So every regulator action and every CRL shows
@@ -224,25 +224,36 @@ _CARD_STATUS = {
 @dataclass(frozen=True)
 class LicenceState:
     licence_id: str
-    status: str  # active | suspended | revoked | erased
+    status: str  # active | suspended | revoked | deceased | erased
     suspended_until: date | None
+    changed_at: datetime  # when the register last changed for it
 
 
 def licence_states(session: Session, licence_ids: Iterable[str]) -> dict[str, LicenceState]:
     """Effective status of each licence, as of now (one query, read-only)."""
     from licensing.models import Licence
-    from licensing.service import effective_status, effective_suspended_until, today
+    from licensing.service import (
+        effective_status,
+        effective_suspended_until,
+        register_changed_at,
+        today,
+    )
 
     ids = sorted(set(licence_ids))
     if not ids:
         return {}
     day = today()
     rows = session.execute(
-        select(Licence.id, Licence.status, Licence.suspended_until).where(Licence.id.in_(ids))
+        select(Licence.id, Licence.status, Licence.suspended_until, Licence.updated_at).where(
+            Licence.id.in_(ids)
+        )
     ).all()
     return {
         row.id: LicenceState(
-            row.id, effective_status(row, day), effective_suspended_until(row, day)
+            row.id,
+            effective_status(row, day),
+            effective_suspended_until(row, day),
+            register_changed_at(row, day),
         )
         for row in rows
     }

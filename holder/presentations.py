@@ -108,7 +108,7 @@ def check_presentation(
         _record_rejection(session, credential, verifier, at, InvalidPresentation.code)
         raise InvalidPresentation(creds.PRESENTATION_DETAILS["audience_not_registered"])
     try:
-        check_chain(session, chain, at, application)
+        crl_this_update = check_chain(session, chain, at, application)
     except VerificationError as error:
         session.rollback()
         _record_rejection(session, credential, verifier, at, error.code)
@@ -132,11 +132,13 @@ def check_presentation(
             verified.disclosed.get("name"),
             verified.disclosed.get("registered_year"),
             state.suspended_until,
+            state.changed_at,
         )
         if state is not None
         else None,
         subject=subject,
         at=at,
+        crl_this_update=crl_this_update,
     )
     record_access(
         session,

@@ -1,4 +1,4 @@
-"""``flask licences import|register|show|suspend|reinstate|revoke|erase`` and
+"""``flask licences import|register|show|suspend|reinstate|revoke|deceased|reprimand|erase`` and
 ``flask audit verify|checkpoint|show|erase-text``. Console actions are recorded with
 the operator's name (``--actor``, default the OS user)."""
 
@@ -47,6 +47,8 @@ def _echo_licence(view: service.LicenceView) -> None:
     if view.suspended_until is not None:
         status += f" through {view.suspended_until.isoformat()}"
     click.echo(f"  status:              {status}")
+    for sanction in view.sanctions:
+        click.echo(f"  sanction:            {sanction.kind} on {sanction.on.isoformat()}")
 
 
 class _ImportProgress:
@@ -259,7 +261,21 @@ _transition_command(
 )
 _transition_command("reinstate", "Reinstate a suspended licence.")
 _transition_command("revoke", "Revoke a licence (terminal).")
+_transition_command("deceased", "Record the holder's death (terminal).")
 _transition_command("erase", "Erase a licence's personal data (terminal; the history remains).")
+
+
+@licences_cli.command("reprimand")
+@click.argument("licence_id")
+@click.option("--reason", required=True, help="Why (recorded in the history and audit).")
+@click.option("--on", "on", required=True, type=_DATE, help="The day it was imposed.")
+@actor_option
+def reprimand_command(licence_id: str, reason: str, on: datetime, actor: str) -> None:
+    """Record a reprimand (戒告); the licence's status stays as it is."""
+    licence = service.record_reprimand(
+        get_session(), actor, licence_id, reason=reason, on=_as_date(on)
+    )
+    _echo_licence(service.describe(licence))
 
 
 def _load_anchor(expect_head: str | None, checkpoint_file: Path | None) -> audit.Anchor | None:

@@ -36,7 +36,14 @@ class LicenceStatus(enum.StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
     REVOKED = "revoked"
+    DECEASED = "deceased"
     ERASED = "erased"
+
+
+class Sanction(enum.StrEnum):
+    """Sanctions recorded on a licence that leave its status unchanged."""
+
+    REPRIMAND = "reprimand"  # 戒告
 
 
 class Profession(Base):
@@ -133,6 +140,10 @@ class LicenceEvent(Base):
     # SHA-256 of the licence's state after this change (``licensing.reconcile``); None
     # for the service's own notes and for events older than the column.
     state_digest: Mapped[str | None] = mapped_column(String(64))
+    # A recorded sanction (the status stays as it was) and the day it was imposed;
+    # None for status changes.
+    sanction: Mapped[Sanction | None] = mapped_column(value_enum(Sanction, "sanction", 16))
+    sanction_on: Mapped[date | None] = mapped_column(Date)
 
 
 class AuditEntry(Base):

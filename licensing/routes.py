@@ -15,6 +15,7 @@ from licensing.schemas import (
     LicenceRecordOut,
     LicenceRecordPageOut,
     LicenceRecordQuery,
+    LicenceReprimandIn,
     LicenceSuspendIn,
     RegisterLicenceIn,
 )
@@ -179,6 +180,40 @@ def revoke(licence_id: str, body):
     return service.describe(licence)
 
 
+@bp.post("/v1/licences/<string(maxlength=64):licence_id>/deceased")
+@bp.auth_required(client_auth, roles=_REGULATOR)
+@bp.input(LicenceReasonIn, arg_name="body")
+@bp.output(LicenceRecordOut)
+@bp.doc(
+    summary="Record the holder's death (terminal)",
+    description="From active or suspended. Verifications answer `deceased`; the holder's "
+    "credentials read as invalid in the status lists.",
+    responses=_TRANSITION,
+)
+def deceased(licence_id: str, body):
+    licence = service.record_deceased(
+        get_session(), current_client(), licence_id, reason=body["reason"]
+    )
+    return service.describe(licence)
+
+
+@bp.post("/v1/licences/<string(maxlength=64):licence_id>/reprimands")
+@bp.auth_required(client_auth, roles=_REGULATOR)
+@bp.input(LicenceReprimandIn, arg_name="body")
+@bp.output(LicenceRecordOut, status_code=201)
+@bp.doc(
+    summary="Record a reprimand (戒告)",
+    description="From active or suspended; the status stays as it is and the reprimand "
+    "is listed in `sanctions`.",
+    responses={**_TRANSITION, 201: "Recorded (the licence, with its `sanctions`)"},
+)
+def reprimand(licence_id: str, body):
+    licence = service.record_reprimand(
+        get_session(), current_client(), licence_id, reason=body["reason"], on=body["on"]
+    )
+    return service.describe(licence)
+
+
 @bp.post("/v1/licences/<string(maxlength=64):licence_id>/erase")
 @bp.auth_required(client_auth, roles=_REGULATOR)
 @bp.input(LicenceReasonIn, arg_name="body")
@@ -188,7 +223,7 @@ def revoke(licence_id: str, body):
     description="For a licence registered in error or a lawful erasure: the link to the "
     "person, the name and the registration number are removed (the number may be "
     "registered again); the licence id, profession, dates and history remain, and "
-    "verifications find no licence. Allowed from active, suspended and revoked.",
+    "verifications find no licence. Allowed from active, suspended, revoked and deceased.",
     responses=_TRANSITION,
 )
 def erase(licence_id: str, body):

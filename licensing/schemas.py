@@ -9,7 +9,7 @@ from apiflask import Schema
 from apiflask.fields import Date, DateTime, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 
-from licensing.models import LicenceStatus
+from licensing.models import LicenceStatus, Sanction
 from licensing.professions import (
     PROFESSION_CODES,
     REGISTRATION_NUMBER_MAX,
@@ -17,6 +17,7 @@ from licensing.professions import (
 )
 
 STATUSES = tuple(s.value for s in LicenceStatus)
+SANCTIONS = tuple(s.value for s in Sanction)
 MAX_PAGE = 200
 # Not blank: at least one character that is not white space.
 NOT_BLANK = r"^\s*\S"
@@ -77,6 +78,15 @@ class RegisterLicenceIn(Schema):
     )
 
 
+class SanctionOut(Schema):
+    kind = String(
+        required=True, validate=OneOf(SANCTIONS), metadata={"description": "`reprimand` (戒告)"}
+    )
+    on = Date(required=True, metadata={"description": "the day it was imposed"})
+    reason = String(required=True)
+    at = DateTime(required=True, metadata={"description": "when it was recorded"})
+
+
 class LicenceRecordOut(Schema):
     licence_id = String(required=True)
     profession = String(required=True, validate=OneOf(PROFESSION_CODES))
@@ -99,6 +109,11 @@ class LicenceRecordOut(Schema):
         required=True,
         allow_none=True,
         metadata={"description": "last day of the suspension (inclusive); null unless suspended"},
+    )
+    sanctions = List(
+        Nested(SanctionOut),
+        required=True,
+        metadata={"description": "recorded sanctions, oldest first; they leave the status as is"},
     )
     created_at = DateTime(required=True)
     updated_at = DateTime(required=True)
@@ -147,6 +162,16 @@ class LicenceSuspendIn(LicenceReasonIn):
         required=True,
         metadata={
             "description": "last day of the suspension (inclusive); today or later in Japan "
+            "(otherwise 422 `unprocessable`)"
+        },
+    )
+
+
+class LicenceReprimandIn(LicenceReasonIn):
+    on = Date(
+        required=True,
+        metadata={
+            "description": "the day the reprimand was imposed; not in the future in Japan "
             "(otherwise 422 `unprocessable`)"
         },
     )

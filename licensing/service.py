@@ -5,7 +5,9 @@ Lifecycle (``effective`` status on the left; 409 ``invalid_transition`` otherwis
     suspend    active | suspended  -> suspended  (a new end date; extends or shortens)
     reinstate  suspended           -> active
     revoke     active | suspended  -> revoked    (terminal)
-    erase      active | suspended | revoked -> erased (terminal; personal data removed)
+    deceased   active | suspended  -> deceased   (terminal: the holder died)
+    reprimand  active | suspended  -> unchanged  (a recorded sanction, 戒告)
+    erase      active | suspended | revoked | deceased -> erased (terminal; data removed)
 
 A suspension covers every day up to and including ``until`` (Japan's calendar date).
 From the next day it reads as ``active`` with no job: readers use ``effective_status``.
@@ -28,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.exc import StaleDataError
 
 from clients.models import ApiClient
@@ -47,7 +49,14 @@ from licensing.errors import (
     LicenceNotFound,
     RegistrationNumberTaken,
 )
-from licensing.models import CURRENT_SLOT, CURRENT_STATUSES, Licence, LicenceEvent, LicenceStatus
+from licensing.models import (
+    CURRENT_SLOT,
+    CURRENT_STATUSES,
+    Licence,
+    LicenceEvent,
+    LicenceStatus,
+    Sanction,
+)
 from licensing.professions import validate_registration_number
 from licensing.reconcile import licence_digest
 
@@ -62,14 +71,17 @@ _ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     "suspend": ("active", "suspended"),
     "reinstate": ("suspended",),
     "revoke": ("active", "suspended"),
-    "erase": ("active", "suspended", "revoked"),
+    "deceased": ("active", "suspended"),
+    "reprimand": ("active", "suspended"),
+    "erase": ("active", "suspended", "revoked", "deceased"),
 }
 _TARGET: dict[str, LicenceStatus] = {
     "suspend": LicenceStatus.SUSPENDED,
     "reinstate": LicenceStatus.ACTIVE,
     "revoke": LicenceStatus.REVOKED,
+    "deceased": LicenceStatus.DECEASED,
     "erase": LicenceStatus.ERASED,
-}
+}  # a reprimand keeps the (effective) status
 
 
 def today() -> date:
@@ -134,9 +146,19 @@ class HolderLicence:
     licence_id: str
     profession: str
     name: str
-    status: str  # "active" | "suspended" | "revoked"
+    status: str  # "active" | "suspended" | "revoked" | "deceased"
     registered_year: int
     suspended_until: date | None
+    #: When the register last changed for this licence (its last event).
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class SanctionView:
+    kind: str
+    on: date
+    reason: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -150,6 +172,7 @@ class LicenceView:
     registered_on: date
     status: str
     suspended_until: date | None
+    sanctions: list[SanctionView]
     created_at: datetime
     updated_at: datetime
 
@@ -164,8 +187,21 @@ class EventView:
     at: datetime
 
 
+def sanctions_of(session: Session, licence_id: str) -> list[SanctionView]:
+    """The sanctions recorded on a licence, oldest first."""
+    return [
+        SanctionView(str(e.sanction), e.sanction_on, e.reason, e.at)
+        for e in session.scalars(
+            select(LicenceEvent)
+            .where(LicenceEvent.licence_id == licence_id, LicenceEvent.sanction.is_not(None))
+            .order_by(LicenceEvent.id)
+        )
+    ]
+
+
 def describe(licence: Licence, day: date | None = None) -> LicenceView:
     day = day or today()
+    session = object_session(licence)
     return LicenceView(
         licence_id=licence.id,
         profession=licence.profession,
@@ -174,6 +210,7 @@ def describe(licence: Licence, day: date | None = None) -> LicenceView:
         registered_on=licence.registered_on,
         status=effective_status(licence, day),
         suspended_until=effective_suspended_until(licence, day),
+        sanctions=sanctions_of(session, licence.id) if session is not None else [],
         created_at=licence.created_at,
         updated_at=licence.updated_at,
     )
@@ -190,6 +227,7 @@ _HOLDER_COLUMNS = (
     _t.c.status,
     _t.c.registered_on,
     _t.c.suspended_until,
+    _t.c.updated_at,
 )
 # Served by uq_licences_holder_code_profession_current (its first two columns); erased
 # licences hold no holder code.
@@ -209,6 +247,15 @@ _LICENCES_FOR_HOLDER = (
 )
 
 
+def register_changed_at(row, day: date) -> datetime:
+    """When the register last changed for a licence (``row`` has ``status``,
+    ``suspended_until``, ``updated_at``): a suspension that ended by itself changed it
+    when it ended."""
+    if str(row.status) == "suspended" and effective_status(row, day) == "active":
+        return suspension_end(row.suspended_until)
+    return row.updated_at
+
+
 def _holder_licence(row, day: date) -> HolderLicence:
     status = effective_status(row, day)
     return HolderLicence(
@@ -218,6 +265,7 @@ def _holder_licence(row, day: date) -> HolderLicence:
         status=status,
         registered_year=row.registered_on.year,
         suspended_until=row.suspended_until if status == "suspended" else None,
+        changed_at=register_changed_at(row, day),
     )
 
 
@@ -474,6 +522,18 @@ def revoke_licence(session: Session, actor: Actor, licence_id: str, *, reason: s
     return _transition(session, actor, licence_id, "revoke", reason)
 
 
+def record_deceased(session: Session, actor: Actor, licence_id: str, *, reason: str) -> Licence:
+    """Terminal: the holder died; verifications answer ``deceased``, credentials die."""
+    return _transition(session, actor, licence_id, "deceased", reason)
+
+
+def record_reprimand(
+    session: Session, actor: Actor, licence_id: str, *, reason: str, on: date
+) -> Licence:
+    """Records a reprimand (戒告) imposed on ``on`` (not in the future); the status stays."""
+    return _transition(session, actor, licence_id, "reprimand", reason, sanction_on=on)
+
+
 def erase_licence(session: Session, actor: Actor, licence_id: str, *, reason: str) -> Licence:
     """Terminal: removes the personal data (holder code, name, registration number); the
     licence id, profession, dates and the history remain. Frees the registration number."""
@@ -484,6 +544,7 @@ TRANSITIONS = {
     "suspend": suspend_licence,
     "reinstate": reinstate_licence,
     "revoke": revoke_licence,
+    "deceased": record_deceased,
     "erase": erase_licence,
 }
 
@@ -495,12 +556,13 @@ def _transition(
     action: str,
     reason: str,
     until: date | None = None,
+    sanction_on: date | None = None,
 ) -> Licence:
     reason = clean_reason(reason)
     who = actor_name(actor)
     for _attempt in range(_MAX_ATTEMPTS):
         try:
-            licence = _apply(session, actor, who, licence_id, action, reason, until)
+            licence = _apply(session, actor, who, licence_id, action, reason, until, sanction_on)
             session.commit()
             return licence
         except StaleDataError:
@@ -518,6 +580,7 @@ def _apply(
     action: str,
     reason: str,
     until: date | None,
+    sanction_on: date | None = None,
 ) -> Licence:
     # FOR UPDATE serialises concurrent changes of one licence on PostgreSQL; on SQLite the
     # version column (optimistic check) does.
@@ -534,6 +597,8 @@ def _apply(
     day = now.astimezone(JST).date()
     if action == "suspend" and (until is None or until < day):
         raise InvalidLicenceData("The suspension must end today or later.")
+    if action == "reprimand" and (sanction_on is None or sanction_on > day):
+        raise InvalidLicenceData("The reprimand's date must not be in the future.")
     current = effective_status(licence, day)
     if current not in _ALLOWED_FROM[action]:
         raise InvalidTransition(
@@ -554,7 +619,10 @@ def _apply(
                 at=lapse.at,
             )
         )
-    target = _TARGET[action]
+    sanction = Sanction.REPRIMAND if action == "reprimand" else None
+    target = _TARGET.get(action, LicenceStatus(current))
+    if sanction is not None and target == LicenceStatus.SUSPENDED:
+        until = licence.suspended_until  # the suspension runs on
     licence.status = target
     licence.current_slot = CURRENT_SLOT if target.value in CURRENT_STATUSES else None
     licence.suspended_until = until if target == LicenceStatus.SUSPENDED else None
@@ -573,18 +641,23 @@ def _apply(
             actor=who,
             at=now,
             state_digest=licence_digest(licence),
+            sanction=sanction,
+            sanction_on=sanction_on if sanction else None,
         )
     )
+    details = {
+        "from": current,
+        "to": target.value,
+        "until": licence.suspended_until.isoformat() if licence.suspended_until else None,
+    }
+    if sanction is not None:
+        details |= {"sanction": sanction.value, "on": sanction_on.isoformat()}
     audit.record(
         session,
         actor=who,
         action=f"licence.{action}",
         target=licence.id,
-        details={
-            "from": current,
-            "to": target.value,
-            "until": licence.suspended_until.isoformat() if licence.suspended_until else None,
-        },
+        details=details,
         free_text={"reason": reason},
     )
     return licence

@@ -30,6 +30,7 @@ ACTIVE_SLOT = 1
 
 class EventType(enum.StrEnum):
     STATUS_CHANGED = "status-changed"
+    REPRIMAND_RECORDED = "reprimand-recorded"  # a sanction; the status stays
     MONITORING_ENDED = "monitoring-ended"
 
 

@@ -1,10 +1,11 @@
 """The transactional outbox: events are written in the transaction of the change.
 
 ``licensing`` knows nothing of monitoring. A ``before_flush`` listener on every
-``Session`` looks at the licence events being flushed (suspend, revoke, reinstate, erase,
-and the implicit end of a lapsed suspension that the register writes before its next
-change) and adds one ``MonitoringEvent`` per running subscription of that licence to the
-same flush, so the change and its events commit or roll back together.
+``Session`` looks at the licence events being flushed (suspend, revoke, reinstate,
+deceased, erase, a recorded reprimand, and the implicit end of a lapsed suspension that
+the register writes before its next change) and adds one ``MonitoringEvent`` per running
+subscription of that licence to the same flush, so the change and its events commit or
+roll back together.
 
 A suspension that ends by itself changes no row on its date; ``emit_due_lapses`` (run by
 the worker) writes its events then. Both paths use the same ``lapse_key``, so whichever
@@ -92,7 +93,7 @@ def _events_for(session: Session, change: LicenceEvent) -> list[MonitoringEvent]
         events.append(
             new_event(
                 subscription,
-                EventType.STATUS_CHANGED,
+                EventType.REPRIMAND_RECORDED if change.sanction else EventType.STATUS_CHANGED,
                 status=change.to_status,
                 suspended_until=change.until,
                 effective_at=change.at,

@@ -37,6 +37,9 @@ def set_claims(app: Flask, event: MonitoringEvent, subject: str) -> dict[str, An
         body["suspended_until"] = (
             event.suspended_until.isoformat() if event.suspended_until else None
         )
+    elif event.event_type == EventType.REPRIMAND_RECORDED:
+        body["sanction"] = "reprimand"
+        body["status"] = event.status
     return {
         "iss": app.config["SERVICE_AUDIENCE"],
         "aud": event.verifier_client_id,

@@ -27,7 +27,12 @@ from verification.models import AccessRecord
 log = logging.getLogger("licence_service.verification")
 
 RECEIPT_TYPE = "verification-receipt+jwt"
-OUTCOME_BY_STATUS = {"active": "licensed", "suspended": "suspended", "revoked": "revoked"}
+OUTCOME_BY_STATUS = {
+    "active": "licensed",
+    "suspended": "suspended",
+    "revoked": "revoked",
+    "deceased": "deceased",
+}
 NOT_LICENSED = "not_licensed"
 
 
@@ -48,6 +53,8 @@ class LicenceFacts:
     name: str | None
     registered_year: int | None
     suspended_until: date | None
+    #: When the register last changed for this licence.
+    changed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,8 @@ class VerificationResult:
     licence: dict[str, Any] | None
     checked_at: datetime
     receipt: str
+    #: ``{"register": ..., "revocation": ...}`` (RFC 3339 or None): how fresh the answer is.
+    as_of: dict[str, str | None]
     #: The consents the card signed that the challenge asked for (e.g. ``monitoring``):
     #: where monitoring starts from. Never part of the response body.
     consented_to: tuple[str, ...] = field(default=())
@@ -104,10 +113,12 @@ def conclude(
     licence: LicenceFacts | None,
     subject: str | None,
     at: datetime,
+    crl_this_update: datetime,
     consented_to: Iterable[str] = (),
 ) -> VerificationResult:
     """The outcome for the asked profession only, the verifier's pairwise ``subject``
-    (only when a licence is found: never for ``not_licensed``) and the signed receipt."""
+    (only when a licence is found: never for ``not_licensed``) and the signed receipt.
+    ``crl_this_update`` is the thisUpdate of the CRL the card was checked against."""
     outcome = OUTCOME_BY_STATUS.get(licence.status, NOT_LICENSED) if licence else NOT_LICENSED
     holder: dict[str, Any] | None = None
     licence_view: dict[str, Any] | None = None
@@ -125,6 +136,10 @@ def conclude(
     verification_id, receipt = sign_receipt(
         app, verifier=verifier, profession=profession, outcome=outcome, subject=subject, at=at
     )
+    as_of = {
+        "register": rfc3339(licence.changed_at) if licence_view is not None else None,
+        "revocation": rfc3339(crl_this_update),
+    }
     return VerificationResult(
         verification_id,
         outcome,
@@ -133,6 +148,7 @@ def conclude(
         licence_view,
         at,
         receipt,
+        as_of,
         tuple(consented_to) if holder is not None else (),
     )
 
@@ -148,6 +164,7 @@ def answer_to_keep(result: VerificationResult) -> dict[str, Any]:
         "holder": {"name": result.holder["name"]} if result.holder is not None else None,
         "licence": result.licence,
         "checked_at": rfc3339(result.checked_at),
+        "as_of": result.as_of,
     }
 
 

@@ -39,7 +39,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -109,6 +109,8 @@ class CardAssertion:
     chain: list[x509.Certificate]  # leaf first, trust anchor last
     claims: dict[str, Any]
     verified_at: datetime
+    #: thisUpdate of the CRL the card was checked against (set once step 6 passed).
+    crl_this_update: datetime | None = None
 
     @property
     def leaf(self) -> x509.Certificate:
@@ -140,7 +142,7 @@ class CardAssertion:
 class VerifiedAssertion(CardAssertion):
     """A card assertion that passed steps 0-6 and whose nonce is consumed (not committed)."""
 
-    challenge: ConsumedChallenge
+    challenge: ConsumedChallenge = field(kw_only=True)
 
 
 class AssertionRejected(Exception):
@@ -267,8 +269,8 @@ def step5_claims(
 
 def step6_revocation(
     session: Session, chain: list[x509.Certificate], now: datetime, app: Flask
-) -> None:
-    check_chain(session, chain, now, app)
+) -> datetime:
+    return check_chain(session, chain, now, app)
 
 
 def check_card_assertion(
@@ -294,10 +296,10 @@ def check_card_assertion(
     assertion = CardAssertion(chain, parsed.payload, at)
     try:
         step5_claims(parsed.payload, audience=audience, verifier_id=verifier_id, now=at)
-        step6_revocation(session, chain, at, application)
+        crl_this_update = step6_revocation(session, chain, at, application)
     except VerificationError as error:
         raise AssertionRejected(error, assertion) from None
-    return assertion
+    return replace(assertion, crl_this_update=crl_this_update)
 
 
 def step8_nonce(
@@ -327,7 +329,13 @@ def verify_card_assertion(
         session, token, audience=audience, verifier_id=verifier_id, now=now, app=app
     )
     challenge = step8_nonce(session, assertion, consume)
-    return VerifiedAssertion(assertion.chain, assertion.claims, assertion.verified_at, challenge)
+    return VerifiedAssertion(
+        assertion.chain,
+        assertion.claims,
+        assertion.verified_at,
+        assertion.crl_this_update,
+        challenge=challenge,
+    )
 
 
 def verifier_nonce_consumer(client_id: str) -> NonceConsumer:
@@ -444,12 +452,17 @@ def _identify_consume_and_conclude(
         verifier=verifier,
         profession=profession,
         licence=LicenceFacts(
-            licence.status, licence.name, licence.registered_year, licence.suspended_until
+            licence.status,
+            licence.name,
+            licence.registered_year,
+            licence.suspended_until,
+            licence.changed_at,
         )
         if licence is not None
         else None,
         subject=verifier_code,
         at=at,
+        crl_this_update=assertion.crl_this_update,
         # Consent counts only if the card signed it and the challenge asked for it.
         consented_to=sorted(assertion.consent & challenge.consents),
     )

@@ -96,6 +96,7 @@ class RevocationSet:
     """One CA's revocations: serial -> True when on hold; ``permanent`` never lift."""
 
     sha256: str
+    this_update: datetime
     next_update: datetime
     entries: dict[int, bool]
     permanent: frozenset[int]
@@ -312,7 +313,9 @@ def import_crl(
     permanent = _record_permanent(session, issuer_key, _padded(number), entries, at)
     _audit(session, actor, issuer_name, number, len(entries), next_update)
     session.commit()
-    _cache(application)[issuer_key] = _revocation_set(digest, next_update, entries, permanent)
+    _cache(application)[issuer_key] = _revocation_set(
+        digest, this_update, next_update, entries, permanent
+    )
     return result
 
 
@@ -386,17 +389,21 @@ def _cache(app: Flask) -> dict[str, RevocationSet]:
 
 
 def _revocation_set(
-    digest: str, next_update: datetime, entries: dict[int, _Entry], permanent: frozenset[int]
+    digest: str,
+    this_update: datetime,
+    next_update: datetime,
+    entries: dict[int, _Entry],
+    permanent: frozenset[int],
 ) -> RevocationSet:
     on_hold = {serial: entry.on_hold for serial, entry in entries.items()}
-    return RevocationSet(digest, next_update, on_hold, permanent)
+    return RevocationSet(digest, this_update, next_update, on_hold, permanent)
 
 
 _crls = CardCrl.__table__
-_CURRENT_CRLS = select(_crls.c.issuer_key, _crls.c.sha256, _crls.c.next_update)
+_CURRENT_CRLS = select(_crls.c.issuer_key, _crls.c.sha256, _crls.c.this_update, _crls.c.next_update)
 
 
-def _load_set(session: Session, issuer_key: str, digest: str, next_update: datetime):
+def _load_set(session: Session, issuer_key: str, digest: str, this_update, next_update):
     der = session.scalar(
         select(CardCrl.der).where(CardCrl.issuer_key == issuer_key, CardCrl.sha256 == digest)
     )
@@ -412,7 +419,7 @@ def _load_set(session: Session, issuer_key: str, digest: str, next_update: datet
             select(PermanentRevocation.serial).where(PermanentRevocation.issuer_key == issuer_key)
         )
     )
-    return _revocation_set(digest, next_update, entries, permanent)
+    return _revocation_set(digest, this_update, next_update, entries, permanent)
 
 
 def revocation_sets(
@@ -429,7 +436,9 @@ def revocation_sets(
             continue
         cached = cache.get(row.issuer_key)
         if cached is None or cached.sha256 != row.sha256:
-            cached = _load_set(session, row.issuer_key, row.sha256, row.next_update)
+            cached = _load_set(
+                session, row.issuer_key, row.sha256, row.this_update, row.next_update
+            )
             if cached is None:
                 continue
             cache[row.issuer_key] = cached
@@ -505,11 +514,13 @@ def check_chain(
     chain: Sequence[x509.Certificate],
     now: datetime,
     app: Flask | None = None,
-) -> None:
-    """The pipeline's revocation step: raises unless the chain's status is GOOD."""
+) -> datetime:
+    """The pipeline's revocation step: raises unless the chain's status is GOOD; returns
+    the thisUpdate of the CRL the card (the leaf) was checked against."""
     application = app or current_app
     keys = _chain_keys(chain)
-    status, unknown_at = _decide(chain, keys, revocation_sets(session, keys, application), now)
+    sets = revocation_sets(session, keys, application)
+    status, unknown_at = _decide(chain, keys, sets, now)
     if status is CardStatus.REVOKED:
         raise CardRevoked()
     if status is CardStatus.HOLD:
@@ -521,6 +532,8 @@ def check_chain(
             f"No current CRL for the card's {describe_ca(authority, role)}; "
             f"{stale_crl_advice(authority, application)}."
         )
+    # GOOD implies a current CRL of the leaf's issuer (else the answer is UNKNOWN).
+    return sets[keys[0]].this_update
 
 
 # --- naming a CA and saying what to do ------------------------------------------------

@@ -16,7 +16,7 @@ from verification.outcome import rfc3339
 #: Three unpadded base64url segments: the compact JWS structure. Anything else is a
 #: malformed request (400); a token of this shape that fails later is 401/403/503.
 COMPACT_JWS_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$"
-OUTCOMES = ("licensed", "not_licensed", "suspended", "revoked")
+OUTCOMES = ("licensed", "not_licensed", "suspended", "revoked", "deceased")
 CHALLENGE_KINDS = ("verification", "presentation")
 
 
@@ -102,10 +102,25 @@ class HolderOut(Schema):
 
 
 class LicenceOut(Schema):
-    status = String(required=True, validate=OneOf(("active", "suspended", "revoked")))
+    status = String(required=True, validate=OneOf(("active", "suspended", "revoked", "deceased")))
     registered_year = Integer(required=True, allow_none=True)
     suspended_until = String(
         required=True, allow_none=True, metadata={"format": "date", "nullable": True}
+    )
+
+
+class AsOfOut(Schema):
+    register = Rfc3339(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "When the register last changed for this licence; null when "
+            "no licence is found (`not_licensed`)."
+        },
+    )
+    revocation = Rfc3339(
+        required=True,
+        metadata={"description": "thisUpdate of the CRL the card was checked against."},
     )
 
 
@@ -119,6 +134,7 @@ class VerificationOut(Schema):
     holder = Nested(HolderOut, required=True, allow_none=True)
     licence = Nested(LicenceOut, required=True, allow_none=True)
     checked_at = Rfc3339(required=True)
+    as_of = Nested(AsOfOut, required=True, metadata={"description": "How fresh the answer is."})
     receipt = String(
         required=True,
         metadata={

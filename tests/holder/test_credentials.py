@@ -63,6 +63,7 @@ def test_bulk_card_status_agrees_with_the_pipeline(
         ("suspended", sl.STATUS_VALID, sl.STATUS_SUSPENDED),
         ("revoked", sl.STATUS_VALID, sl.STATUS_INVALID),
         ("erased", sl.STATUS_VALID, sl.STATUS_INVALID),
+        ("deceased", sl.STATUS_VALID, sl.STATUS_INVALID),
         (None, sl.STATUS_VALID, sl.STATUS_INVALID),
         ("active", sl.STATUS_SUSPENDED, sl.STATUS_SUSPENDED),
         ("suspended", sl.STATUS_INVALID, sl.STATUS_INVALID),
@@ -70,7 +71,7 @@ def test_bulk_card_status_agrees_with_the_pipeline(
     ],
 )
 def test_combine(licence, card, expected):
-    state = creds.LicenceState("lic_x", licence, None) if licence else None
+    state = creds.LicenceState("lic_x", licence, None, datetime.now(UTC)) if licence else None
     assert creds.combine(state, card) == expected
 
 

@@ -441,6 +441,30 @@ def test_status_list_follows_regulator_actions(
     assert status_of(http, credential, app) == sl.STATUS_INVALID
 
 
+def test_a_reprimand_keeps_the_credential_and_death_invalidates_it(
+    app, http, licensed_holder, get_credential, sign_in, regulator
+):
+    holder = licensed_holder()
+    credential = get_credential(holder)
+    licence_id = holder.licences[0].id
+    reprimand = http.post(
+        f"/v1/licences/{licence_id}/reprimands",
+        json={"reason": "戒告", "on": date.today().isoformat()},
+        headers=regulator[1],
+    )
+    assert reprimand.status_code == 201
+    assert status_of(http, credential, app) == sl.STATUS_VALID
+    regulator_action(http, regulator[1], licence_id, "deceased")
+    assert status_of(http, credential, app) == sl.STATUS_INVALID
+    problem(
+        http.post(
+            "/v1/holder/credentials", json={"profession": "doctor"}, headers=bearer(sign_in(holder))
+        ),
+        409,
+        "licence_not_active",
+    )
+
+
 def test_status_list_follows_card_revocation(
     app, http, licensed_holder, get_credential, card_authority, publish_crl
 ):

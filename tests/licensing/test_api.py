@@ -21,6 +21,7 @@ LICENCE_FIELDS = {
     "registration_number",
     "registered_on",
     "status",
+    "sanctions",
     "suspended_until",
     "created_at",
     "updated_at",
@@ -326,6 +327,8 @@ def test_openapi_documents_the_regulator_endpoints_without_holder_fields(http):
         "/v1/licences/{licence_id}/reinstate",
         "/v1/licences/{licence_id}/revoke",
         "/v1/licences/{licence_id}/erase",
+        "/v1/licences/{licence_id}/deceased",
+        "/v1/licences/{licence_id}/reprimands",
     ):
         assert path in spec["paths"]
     out = spec["components"]["schemas"]["LicenceRecordOut"]["properties"]

@@ -27,6 +27,7 @@ def test_licence_for_holder_returns_the_current_licence(app, register_licence):
             status="active",
             registered_year=2011,
             suspended_until=None,
+            changed_at=doctor.updated_at,
         )
         assert service.licence_for_holder(session, doctor.holder_code, "nurse") is None
         assert service.licence_for_holder(session, "not-a-code", "doctor") is None

@@ -19,8 +19,8 @@ from tests.licensing.helpers import audit_entries, stored_events
 # A fixed "now": 2030-06-10 12:00 in Japan.
 NOW = datetime(2030, 6, 10, 3, 0, tzinfo=UTC)
 TODAY = date(2030, 6, 10)
-STATES = ["active", "suspended", "lapsed", "revoked", "erased"]
-ACTIONS = ["suspend", "reinstate", "revoke", "erase"]
+STATES = ["active", "suspended", "lapsed", "revoked", "deceased", "erased"]
+ACTIONS = ["suspend", "reinstate", "revoke", "deceased", "erase"]
 # (effective state, action) -> resulting status, or None for 409 invalid_transition.
 EXPECTED = {
     ("active", "suspend"): "suspended",
@@ -44,6 +44,17 @@ EXPECTED = {
     ("erased", "reinstate"): None,
     ("erased", "revoke"): None,
     ("erased", "erase"): None,
+    ("active", "deceased"): "deceased",
+    ("suspended", "deceased"): "deceased",
+    ("lapsed", "deceased"): "deceased",
+    ("revoked", "deceased"): None,
+    ("erased", "deceased"): None,
+    # Deceased is final: nothing but erasure of the personal data follows.
+    ("deceased", "suspend"): None,
+    ("deceased", "reinstate"): None,
+    ("deceased", "revoke"): None,
+    ("deceased", "deceased"): None,
+    ("deceased", "erase"): "erased",
 }
 
 
@@ -78,6 +89,7 @@ def _licence_in_state(http, headers, register_licence, traveller, state: str) ->
         "active": [],
         "suspended": ["suspend"],
         "revoked": ["revoke"],
+        "deceased": ["deceased"],
         "erased": ["erase"],
     }[state]
     for action in steps:
@@ -103,6 +115,8 @@ def test_every_transition(app, http, regulator, register_licence, at_now, state,
     if expected is None:
         assert response.status_code == 409
         assert response.get_json()["code"] == "invalid_transition"
+        current = "active" if state == "lapsed" else state
+        assert f"The licence is {current};" in response.get_json()["detail"]
         # Nothing changed, nothing recorded.
         assert http.get(f"/v1/licences/{licence_id}", headers=regulator[1]).get_json() == before
         assert len(stored_events(app, licence_id)) == len(events_before)

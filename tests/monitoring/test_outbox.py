@@ -201,3 +201,31 @@ def test_the_verification_listener_starts_monitoring_on_consent(
             .where(AccessRecord.outcome == "monitoring_started")
         )
     assert (count, started) == ((1, 1) if starts else (0, 0))
+
+
+def test_a_reprimand_and_a_death_are_announced(
+    app, http, register_licence, regulator, verifier, monitor
+):
+    from monitoring.sets import EVENT_URN_PREFIX, set_claims
+
+    _, regulator_headers = regulator
+    licence = register_licence()
+    subscription_id, _ = monitor(verifier, licence)
+    reprimand = http.post(
+        f"/v1/licences/{licence.id}/reprimands",
+        json={"reason": "戒告", "on": today().isoformat()},
+        headers=regulator_headers,
+    )
+    assert reprimand.status_code == 201
+    regulator_action(http, regulator_headers, licence.id, "deceased")
+
+    events = _events(app, subscription_id=subscription_id)
+    assert [(e.event_type, e.status) for e in events] == [
+        (EventType.REPRIMAND_RECORDED, "active"),
+        (EventType.STATUS_CHANGED, "deceased"),
+    ]
+    with app.app_context():
+        reprimanded, died = (set_claims(app, e, "subject")["events"] for e in events)
+    body = reprimanded[f"{EVENT_URN_PREFIX}reprimand-recorded"]
+    assert (body["sanction"], body["status"]) == ("reprimand", "active")
+    assert died[f"{EVENT_URN_PREFIX}status-changed"]["status"] == "deceased"

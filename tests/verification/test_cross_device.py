@@ -108,6 +108,9 @@ def test_full_cross_device_verification(app, http, verifier, licensed_holder, au
     verification = status["verification"]
     assert verification["outcome"] == "licensed"
     assert verification["holder"]["name"] == "山田 太郎" and verification["holder"]["subject"]
+    # How fresh: the register's last change and the CRL used, both as RFC 3339 in UTC.
+    assert verification["as_of"]["register"].endswith("Z")
+    assert verification["as_of"]["revocation"].endswith("Z")
     assert VerificationOut().validate(verification) == {}
     assert jws.parse_compact(verification["receipt"]).payload["verifier"] == client.id
     # The consent the card signed and the challenge asked for: where monitoring starts.

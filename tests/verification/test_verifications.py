@@ -39,6 +39,7 @@ def test_licensed_doctor(app, http, verifier, challenge, verify, audience, licen
         "holder",
         "licence",
         "checked_at",
+        "as_of",
         "receipt",
     }
     assert body["outcome"] == "licensed" and body["profession"] == "doctor"
@@ -115,7 +116,11 @@ def test_valid_card_unknown_to_the_platform_is_not_licensed(
 
 @pytest.mark.parametrize(
     ("change", "outcome", "status"),
-    [("suspend", "suspended", "suspended"), ("revoke", "revoked", "revoked")],
+    [
+        ("suspend", "suspended", "suspended"),
+        ("revoke", "revoked", "revoked"),
+        ("deceased", "deceased", "deceased"),
+    ],
 )
 def test_licence_status_changes_take_effect_on_the_next_verification(
     app, verifier, challenge, verify, audience, licensed_holder, change, outcome, status
@@ -132,14 +137,48 @@ def test_licence_status_changes_take_effect_on_the_next_verification(
                 get_session(), None, licence_id, reason="inquiry", until=date(2099, 1, 31)
             )
         else:
-            service.revoke_licence(get_session(), None, licence_id, reason="misconduct")
+            service.TRANSITIONS[change](get_session(), None, licence_id, reason="misconduct")
     issued = challenge(headers)
     body = verify(headers, holder.sign(issued["nonce"], audience)).get_json()
     assert body["outcome"] == outcome
+    with app.app_context():
+        claims = get_keyring().verify(body["receipt"], "verification-receipt+jwt")
+    assert claims["outcome"] == outcome
     assert body["licence"]["status"] == status
     expected_until = "2099-01-31" if change == "suspend" else None
     assert body["licence"]["suspended_until"] == expected_until
     _assert_documented(body)
+
+
+def test_as_of_names_the_last_register_change_and_the_crl_used(
+    app, verifier, challenge, verify, audience, licensed_holder, issue_card, publish_crl
+):
+    from core.db import get_session
+    from licensing import service
+    from verification.outcome import rfc3339
+
+    _, headers = verifier
+    holder = licensed_holder("doctor")
+    licence_id = holder.licences[0].id
+    with app.app_context():
+        changed = service.record_reprimand(
+            get_session(), None, licence_id, reason="戒告", on=service.today()
+        ).updated_at
+    crl = publish_crl()
+    body = verify(headers, holder.sign(challenge(headers)["nonce"], audience)).get_json()
+    assert body["outcome"] == "licensed"  # a reprimand leaves the licence active
+    assert body["as_of"] == {
+        "register": rfc3339(changed),
+        "revocation": rfc3339(crl.last_update_utc),
+    }
+    _assert_documented(body)
+
+    stranger = issue_card()  # not licensed: no register time, still the CRL's
+    body = verify(headers, stranger.sign(nonce=challenge(headers)["nonce"], audience=audience))
+    assert body.get_json()["as_of"] == {
+        "register": None,
+        "revocation": rfc3339(crl.last_update_utc),
+    }
 
 
 def _assert_documented(body: dict) -> None:
