@@ -30,7 +30,7 @@ HISTORY_PAGE_SIZE = 50
 CSV_MAX_ROWS = 10_000
 #: A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-OUTCOMES = ("licensed", "not_licensed", "suspended", "revoked")
+OUTCOMES = ("licensed", "not_licensed", "suspended", "revoked", "deceased")
 HISTORY_OUTCOMES = (*OUTCOMES, "rejected", "expired")
 
 
@@ -66,7 +66,7 @@ def refresh(session: Session, check: HrCheck) -> HrCheck:
         check.subject_sealed = sealer.seal(subject)
         check.subject_digest = sealer.digest(subject) if subject else None
         check.licence_status = licence.get("status")
-        check.as_of = body.get("as_of")
+        check.as_of = (body.get("as_of") or {}).get("register")  # the register's last change
         check.verification_id = body["verification_id"]
         check.receipt_sealed = sealer.seal(body["receipt"])
         check.completed_at = utcnow()
