@@ -40,6 +40,9 @@ _TRANSITION = {
 }
 
 
+_LAST_ROW = 2**31 - 1
+
+
 def _encode_cursor(after: int) -> str:
     return str(after)
 
@@ -100,7 +103,9 @@ def list_licences(query):
         raise InvalidRequest(
             "Unknown query parameter; the parameters are " + ", ".join(sorted(_QUERY_KEYS)) + "."
         )
-    after = int(query["cursor"]) if query.get("cursor") else None
+    # Row numbers are 32-bit: a larger cursor is past every row (an empty last page), never
+    # a value the database refuses.
+    after = min(int(query["cursor"]), _LAST_ROW) if query.get("cursor") else None
     day = service.today()
     page = service.find_licences(
         get_session(),

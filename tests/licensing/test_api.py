@@ -334,3 +334,11 @@ def test_openapi_documents_the_regulator_endpoints_without_holder_fields(http):
     out = spec["components"]["schemas"]["LicenceRecordOut"]["properties"]
     assert "holder_code" not in out and "my_number" not in out
     assert set(out) == LICENCE_FIELDS
+
+
+def test_a_cursor_past_every_row_is_an_empty_last_page(http, regulator, register_licence):
+    _, headers = regulator
+    register_licence()
+    response = http.get("/v1/licences?cursor=006639712648782773", headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["licences"] == [] and response.get_json()["next_cursor"] is None
