@@ -418,7 +418,8 @@ class _Importer:
     def person(self, row: _Row) -> str | bytes:
         if row.holder_code is not None:
             return row.holder_code
-        assert row.my_number is not None
+        if row.my_number is None:  # parsing gives every row one or the other
+            raise RuntimeError("an import row names no person")
         return hmac.digest(self.person_key, row.my_number.encode(), "sha256")
 
     # -- writing -------------------------------------------------------------------------
