@@ -29,11 +29,11 @@ install: $(INSTALLED)
 ## and kept fresh while serving by a watcher; the monitoring delivery worker runs beside
 ## gunicorn. Both end with this target.
 run: $(INSTALLED)
-	$(FLASK) db upgrade
+	PUBLIC_BASE_URL=$(PUBLIC_BASE_URL) $(FLASK) db upgrade
 	PUBLIC_BASE_URL=$(PUBLIC_BASE_URL) $(FLASK) seed demo --if-empty --base-url $(PUBLIC_BASE_URL)
-	$(FLASK) card-authority refresh-crl
-	$(FLASK) card-authority refresh-crl --watch & watcher=$$!; \
-	$(FLASK) monitoring worker & worker=$$!; \
+	PUBLIC_BASE_URL=$(PUBLIC_BASE_URL) $(FLASK) card-authority refresh-crl
+	PUBLIC_BASE_URL=$(PUBLIC_BASE_URL) $(FLASK) card-authority refresh-crl --watch & watcher=$$!; \
+	PUBLIC_BASE_URL=$(PUBLIC_BASE_URL) $(FLASK) monitoring worker & worker=$$!; \
 	trap 'kill $$watcher $$worker 2>/dev/null' EXIT INT TERM; \
 	PUBLIC_BASE_URL=$(PUBLIC_BASE_URL) $(BIN)/gunicorn -c python:core.gunicorn_config \
 	    --bind $(HOST):$(PORT) "app:app"
