@@ -29,6 +29,7 @@ from verification.outcome import (
     NOT_LICENSED,
     OUTCOME_BY_STATUS,
     Verifier,
+    pairwise_subject,
     rfc3339,
     sign_receipt,
 )
@@ -64,11 +65,7 @@ class VerificationRecord:
 
 
 def _record(row: AccessRecord, verifier: Verifier, app: Flask) -> VerificationRecord:
-    from identity import LICENSING_AGENCY, get_identity_platform, verifier_agency
-
-    subject = get_identity_platform().translate(
-        row.holder_code, LICENSING_AGENCY, verifier_agency(verifier.client_id)
-    )
+    subject = pairwise_subject(row.holder_code, verifier)
     _, receipt = sign_receipt(
         app,
         verifier=verifier,

@@ -168,14 +168,22 @@ def answer_to_keep(result: VerificationResult) -> dict[str, Any]:
     }
 
 
+def pairwise_subject(holder_code: str, verifier: Verifier) -> str:
+    """The verifier's own code for the holder, translated anew from the licensing code
+    (this database keeps no other agency's code)."""
+    from identity import LICENSING_AGENCY, get_identity_platform, verifier_agency
+
+    return get_identity_platform().translate(
+        holder_code, LICENSING_AGENCY, verifier_agency(verifier.client_id)
+    )
+
+
 def restore_answer(
     session: Session, kept: dict[str, Any], verifier: Verifier, app: Flask
 ) -> dict[str, Any]:
     """The verification body again from what ``answer_to_keep`` kept: the pairwise code
     translated anew from the access record's holder code, the receipt signed anew over
     the same facts (same verification id and time)."""
-    from identity import LICENSING_AGENCY, get_identity_platform, verifier_agency
-
     body = dict(kept)
     subject = None
     if body.get("holder") is not None:
@@ -185,9 +193,7 @@ def restore_answer(
             )
         )
         if holder_code is not None:
-            subject = get_identity_platform().translate(
-                holder_code, LICENSING_AGENCY, verifier_agency(verifier.client_id)
-            )
+            subject = pairwise_subject(holder_code, verifier)
         body["holder"] = {**body["holder"], "subject": subject}
     _, body["receipt"] = sign_receipt(
         app,
